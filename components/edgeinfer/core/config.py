@@ -1,0 +1,163 @@
+"""THE config schema: one pydantic model for the CLI/config file, the Greengrass component
+configuration (the recipe's DefaultConfiguration is generated from it) and the IoT Edge module
+twin's desired properties.
+
+A bad update is rejected with a one-line reason and the running config stays: see ``apply_patch``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .backends.base import BackendOptions
+from .errors import ConfigError
+from .rules.config import RuleConfig
+from .telemetry.config import TelemetryConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    path: str | None = Field(default=None, description="Model package (folder or .zip) or a bare .onnx/.tflite/"
+                             ".engine file; None = the embedded demo model")
+    task: Literal["detection", "classification", "segmentation"] | None = Field(
+        default=None, description="Task of a bare model file (packages carry their own)")
+    score_threshold: float | None = Field(default=None, ge=0.0, le=1.0,
+                                          description="Overrides the package decoder's score threshold")
+    warmup_runs: int = Field(default=2, ge=0, description="Inferences on a blank frame before the first real one")
+
+
+class SourceConfig(_Section):
+    uri: str | None = Field(default=None, description="Image, folder, video file, camera index, rtsp:// or "
+                            "http:// URL, GStreamer pipeline (gst:...), or synthetic:WxH; None = demo frames")
+    live: bool | None = Field(default=None, description="Drop stale frames (keep the latest). None = live for "
+                              "cameras and streams, not for files")
+    loop: bool = Field(default=False, description="Start a file source again at its end")
+    fps: float | None = Field(default=None, gt=0, description="Pace reading to this rate (None = as fast as "
+                              "the source gives)")
+
+
+class PipelineConfig(_Section):
+    queue_size: int = Field(default=4, ge=1, le=1024, description="Bound of each inter-stage queue")
+    max_batch: int = Field(default=1, ge=1, le=256, description="Largest batch when the model has a batch dim")
+    max_wait_ms: float = Field(default=2.0, ge=0, description="How long a partial batch waits for more frames")
+    preprocess_threads: int = Field(default=1, ge=1, le=16)
+
+
+class OutputConfig(_Section):
+    dir: str | None = Field(default=None, description="Write results.jsonl, annotated frames and summary.json here")
+    annotate: bool = Field(default=True, description="Write annotated frames (boxes, labels, scores)")
+    annotate_every: int = Field(default=1, ge=1, description="Annotate every Nth frame of a stream")
+    print_detections: bool = Field(default=True, description="CLI: print each detection as it happens")
+
+
+class EdgeInferConfig(_Section):
+    """Everything `edgeinfer run`, the Greengrass component and the IoT Edge module are configured by."""
+
+    device_id: str = Field(default_factory=lambda: os.environ.get("EDGEINFER_DEVICE_ID") or socket.gethostname(),
+                           description="Device name in telemetry (Greengrass: the thing name; IoT Edge: device id)")
+    state_dir: str | None = Field(default=None, description="Outbox, sequence numbers and caches "
+                                  "(default $EDGEINFER_STATE_DIR or ~/.local/state/edgeinfer)")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    backend: BackendOptions = Field(default_factory=BackendOptions)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    max_frames: int | None = Field(default=None, ge=1, description="Stop after this many frames")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def resolved_state_dir(self) -> Path:
+        return state_dir(self.state_dir)
+
+
+def state_dir(explicit: str | None = None) -> Path:
+    """``explicit`` > $EDGEINFER_STATE_DIR > $XDG_STATE_HOME/edgeinfer > ~/.local/state/edgeinfer."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if env := os.environ.get("EDGEINFER_STATE_DIR"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "edgeinfer"
+
+
+def cache_dir() -> Path:
+    """Downloaded and converted models: $EDGEINFER_CACHE_DIR > $XDG_CACHE_HOME/edgeinfer > ~/.cache/edgeinfer."""
+    if env := os.environ.get("EDGEINFER_CACHE_DIR"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgeinfer"
+
+
+def one_line(exc: ValidationError) -> str:
+    """A pydantic error as one line: ``where: what`` for each problem."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def validate(data: dict[str, Any], what: str = "config") -> EdgeInferConfig:
+    try:
+        return EdgeInferConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {what}: {one_line(exc)}", "fix the keys named (see docs/configuration.md)") from exc
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}", "pass an existing YAML or JSON file") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML/JSON: {str(exc).splitlines()[0]}",
+                          "fix the syntax") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level", "write key: value pairs")
+    return data
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON-merge-patch style: dicts merge recursively, ``None`` deletes a key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_patch(current: EdgeInferConfig, patch: dict[str, Any], what: str = "config update") -> EdgeInferConfig:
+    """Validate ``current`` + ``patch`` as a whole. Raises ConfigError (and changes nothing) when invalid."""
+    merged = deep_merge(current.model_dump(mode="json"), patch)
+    return validate(merged, what)
+
+
+def defaults_json() -> dict[str, Any]:
+    """The default configuration as plain JSON (recipe DefaultConfiguration, twin desired properties)."""
+    cfg = EdgeInferConfig(device_id="{iot:thingName}")
+    return cfg.model_dump(mode="json", exclude={"device_id"})
+
+
+def json_schema() -> dict[str, Any]:
+    return EdgeInferConfig.model_json_schema()

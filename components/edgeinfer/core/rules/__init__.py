@@ -1,0 +1,1 @@
+"""Local decisions: rules over results that raise alerts within milliseconds, on the device."""

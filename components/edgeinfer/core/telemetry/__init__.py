@@ -1,0 +1,1 @@
+"""Telemetry: versioned events, a durable outbox, and transports behind one interface."""
