@@ -47,6 +47,8 @@ class SourceConfig(_Section):
 
 
 class PipelineConfig(_Section):
+    mode: Literal["pipelined", "sequential"] = Field(
+        default="pipelined", description="pipelined: stages overlap in threads; sequential: one frame at a time")
     queue_size: int = Field(default=4, ge=1, le=1024, description="Bound of each inter-stage queue")
     max_batch: int = Field(default=1, ge=1, le=256, description="Largest batch when the model has a batch dim")
     max_wait_ms: float = Field(default=2.0, ge=0, description="How long a partial batch waits for more frames")

@@ -49,7 +49,7 @@ class Transform:
 
     def crop_valid(self, arr: np.ndarray) -> np.ndarray:
         """Crop an ``[H_in, W_in, ...]`` model-input-sized map to the area that holds the frame."""
-        x0, y0 = int(round(self.pad_x)), int(round(self.pad_y))
-        x1 = int(round(self.pad_x + self.frame_w * self.scale_x))
-        y1 = int(round(self.pad_y + self.frame_h * self.scale_y))
+        x0, y0 = round(self.pad_x), round(self.pad_y)
+        x1 = round(self.pad_x + self.frame_w * self.scale_x)
+        y1 = round(self.pad_y + self.frame_h * self.scale_y)
         return arr[y0:y1, x0:x1]

@@ -41,6 +41,7 @@ def batched_nms(
     if agnostic or len(boxes) == 0:
         return nms(boxes, scores, iou_threshold, max_detections)
     # Offset each class into its own region of space: one NMS pass, classes never overlap.
-    span = float(np.max(boxes)) + 1.0 if boxes.size else 1.0
+    # The span covers the full coordinate range (boxes partly off the input have negative coordinates).
+    span = float(np.max(boxes) - np.min(boxes)) + 1.0
     shifted = boxes + (class_ids.astype(np.float32) * span)[:, None]
     return nms(shifted, scores, iou_threshold, max_detections)

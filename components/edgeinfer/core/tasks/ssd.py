@@ -19,16 +19,16 @@ def ssd_anchors(input_w: int, input_h: int, strides: list[int], offset: float = 
     """Anchor centres ``[N, 2]`` (x, y in 0..1), fixed anchor size, as MediaPipe generates them.
 
     Consecutive layers with the same stride share one feature map; each contributes one anchor per
-    cell (two when ``interpolated_scale_aspect_ratio == 1.0``).
+    cell (two when ``interpolated_scale_aspect_ratio > 0``).
     """
     centres: list[np.ndarray] = []
     i = 0
     while i < len(strides):
         j, repeats = i, 0
         while j < len(strides) and strides[j] == strides[i]:
-            repeats += 2 if interpolated_scale_aspect_ratio == 1.0 else 1
+            repeats += 2 if interpolated_scale_aspect_ratio > 0.0 else 1
             j += 1
-        fh, fw = input_h // strides[i], input_w // strides[i]
+        fh, fw = -(-input_h // strides[i]), -(-input_w // strides[i])  # ceil, as MediaPipe
         ys, xs = np.meshgrid((np.arange(fh) + offset) / fh, (np.arange(fw) + offset) / fw, indexing="ij")
         grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
         centres.append(np.repeat(grid, repeats, axis=0))

@@ -1,0 +1,41 @@
+"""Console, logging set-up and config assembly shared by the CLI commands."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from ..core import config as cfgmod
+
+console = Console(highlight=False)
+console_err = Console(stderr=True, highlight=False)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(message)s", datefmt="%H:%M:%S",
+                        handlers=[RichHandler(console=console_err, show_path=False, markup=False)], force=True)
+    for noisy in ("tflite2onnx", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_config(config_file: str | None, overrides: dict[str, Any]) -> cfgmod.EdgeInferConfig:
+    """defaults <- config file <- flags (flags given as a nested dict of the values actually passed)."""
+    data = cfgmod.load_file(config_file) if config_file else {}
+    return cfgmod.validate(cfgmod.deep_merge(data, prune(overrides)),
+                           f"config {config_file}" if config_file else "options")
+
+
+def prune(d: dict[str, Any]) -> dict[str, Any]:
+    """Drop None leaves (flags not given) and the sections they empty."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = prune(v)
+            if v:
+                out[k] = v
+        elif v is not None:
+            out[k] = v
+    return out

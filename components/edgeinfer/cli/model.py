@@ -1,0 +1,132 @@
+"""`edgeinfer model import|inspect|verify|optimize`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from ..core.config import load_file
+from ..core.errors import EdgeInferError, ModelError
+from ..core.modelpkg import load_package
+from .common import console, setup_logging
+
+model_app = typer.Typer(no_args_is_help=True)
+
+
+def _labels(spec: str | None) -> list[str] | None:
+    if not spec:
+        return None
+    p = Path(spec)
+    if p.is_file():
+        return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+@model_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="A bare .onnx, .tflite or .engine file")],
+    task: Annotated[str, typer.Option(help="detection, classification or segmentation")],
+    out: Annotated[Path | None, typer.Option(help="Package folder to write (default: <file stem>-pkg)")] = None,
+    name: Annotated[str | None, typer.Option(help="Package name (default: the file stem)")] = None,
+    version: Annotated[str, typer.Option(help="Semantic version")] = "1.0.0",
+    labels: Annotated[str | None, typer.Option(help="Labels: a file (one per line) or a,b,c")] = None,
+    decoder: Annotated[Path | None, typer.Option(help="YAML/JSON file with the decoder block")] = None,
+    layout: Annotated[str | None, typer.Option(help="Override: NCHW or NHWC")] = None,
+    color: Annotated[str | None, typer.Option(help="Override: RGB, BGR or GRAY")] = None,
+    resize: Annotated[str | None, typer.Option(help="Override: letterbox or stretch")] = None,
+    mean: Annotated[str | None, typer.Option(help="Override: per-channel mean, 0..255 units, e.g. 127.5")] = None,
+    std: Annotated[str | None, typer.Option(help="Override: per-channel std, 0..255 units, e.g. 127.5")] = None,
+) -> None:
+    """Make a model package from a bare model file, reading shapes from the model."""
+    from ..core.modelpkg.importer import import_model
+
+    setup_logging("WARNING")
+    if task not in ("detection", "classification", "segmentation"):
+        raise ModelError(f"unknown task {task!r}", "use detection, classification or segmentation")
+    overrides: dict[str, Any] = {k: v for k, v in {"layout": layout, "color": color, "resize": resize}.items() if v}
+    for key, val in (("mean", mean), ("std", std)):
+        if val:
+            try:
+                overrides[key] = [float(x) for x in val.split(",")]
+            except ValueError as exc:
+                raise ModelError(f"--{key} {val!r} is not a list of numbers", f"e.g. --{key} 127.5") from exc
+    dec = load_file(decoder) if decoder else None
+    target = import_model(file, task=task, out_dir=out or Path(f"{file.stem}-pkg"), name=name, version=version,
+                          labels=_labels(labels), decoder=dec, input_overrides=overrides)
+    console.print(f"package written to [bold]{target}[/]")
+    _print_manifest(target)
+
+
+def _print_manifest(path: Path) -> None:
+    pkg = load_package(path, verify=False)
+    m = pkg.manifest
+    t = Table(title=f"{m.name} {m.version}", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    t.add_row("task / format", f"{m.task} / {m.format}")
+    t.add_row("model file", f"{m.model_file} ({pkg.model_sha256[:16]}…)")
+    i = m.input
+    t.add_row("input", f"{i.name or '(first)'} {i.layout} {i.width}x{i.height} {i.color} {i.dtype}, {i.resize}, "
+              f"mean {i.mean} std {i.std}, batch {i.batch}")
+    t.add_row("outputs", ", ".join(m.outputs) or "-")
+    t.add_row("decoder", yaml.safe_dump(m.decoder.model_dump(mode="json"), default_flow_style=True,
+                                        sort_keys=False, width=200).strip())
+    t.add_row("labels", f"{len(m.labels)}: {', '.join(m.labels[:10])}{' …' if len(m.labels) > 10 else ''}")
+    if m.source:
+        t.add_row("source", ", ".join(f"{k}={v}" for k, v in m.source.items() if v))
+    console.print(t)
+
+
+@model_app.command()
+def inspect(path: Annotated[Path, typer.Argument(help="Package folder or .zip")]) -> None:
+    """Print a package's manifest."""
+    _print_manifest(path)
+
+
+@model_app.command()
+def verify(
+    path: Annotated[Path, typer.Argument(help="Package folder or .zip")],
+    backend: Annotated[str | None, typer.Option(help="Backend to load with (default: auto, CPU)")] = None,
+) -> None:
+    """Check the files' sha256 and that the model's real inputs/outputs match the manifest."""
+    from ..core.backends import BackendOptions
+    from ..core.modelpkg.verify import verify_package
+
+    setup_logging("WARNING")
+    pkg = load_package(path, verify=False)
+    opts = BackendOptions(name=backend or "auto", device=None if backend else "cpu")
+    report = verify_package(pkg, opts)
+    for what, ok, detail in report.checks:
+        console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {what:<8} {detail}", soft_wrap=True)
+    if not report.ok:
+        raise ModelError(f"package {path} failed verification: {report.first_failure()}",
+                         "rebuild the package or fix manifest.yaml")
+
+
+@model_app.command()
+def optimize(
+    onnx: Annotated[Path, typer.Argument(help="ONNX model (or a package holding one)")],
+    out: Annotated[Path, typer.Option(help="Engine file to write (.engine/.plan)")],
+    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8")] = "fp16",
+    calibration_cache: Annotated[Path | None, typer.Option(help="int8 calibration cache")] = None,
+    workspace_mb: Annotated[int, typer.Option(help="Builder workspace limit (MiB)")] = 1024,
+) -> None:
+    """Build a TensorRT engine from ONNX (needs TensorRT and an NVIDIA GPU on this machine)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    try:
+        from ..core.optimize import build_engine
+    except ImportError as exc:  # pragma: no cover - the module ships with the package
+        raise EdgeInferError("engine building is unavailable", "reinstall edgeinfer") from exc
+    src = onnx
+    if onnx.is_dir() or onnx.suffix == ".zip":
+        src = load_package(onnx).model_path
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
+        task = prog.add_task("building engine", total=None)
+        engine = build_engine(src, out, precision=precision, calibration_cache=calibration_cache,
+                              workspace_mb=workspace_mb, progress=lambda msg: prog.update(task, description=msg))
+    console.print(f"engine written to [bold]{engine}[/]")

@@ -1,0 +1,144 @@
+"""`edgeinfer run` and `edgeinfer bench`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import psutil
+import typer
+from rich.table import Table
+
+from ..core.runner import prepare
+from ..core.sinks.base import RunContext
+from ..core.types import FrameResult
+from .common import build_config, console, console_err, setup_logging
+
+DEMO_OUT = "edgeinfer-out"
+
+
+class ConsoleSink:
+    """Prints each detection (or top class) as it happens."""
+
+    def __init__(self) -> None:
+        self.task = "detection"
+
+    def start(self, ctx: RunContext) -> None:
+        self.task = ctx.task
+
+    def on_result(self, result: FrameResult) -> None:
+        where = f"{Path(result.source).name}#{result.index}"
+        for d in result.output.detections:
+            box = ", ".join(f"{v:.0f}" for v in d.box)
+            console.print(f"{where:<28} [bold]{d.label}[/] {d.score:.2f}  [{box}]")
+        if result.output.classes:
+            c = result.output.classes[0]
+            console.print(f"{where:<28} [bold]{c.label}[/] {c.score:.2f}")
+
+    def close(self, summary: dict[str, Any]) -> None:
+        pass
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    t = Table(title="edgeinfer run", show_header=True, header_style="bold")
+    t.add_column("stage")
+    for col in ("p50 ms", "p95 ms", "p99 ms"):
+        t.add_column(col, justify="right")
+    for stage in ("read", "preprocess", "infer", "decode", "sinks", "total"):
+        s = summary["stages_ms"].get(stage)
+        if s:
+            t.add_row(stage, f"{s['p50']:.2f}", f"{s['p95']:.2f}", f"{s['p99']:.2f}")
+    b = summary["backend"]
+    dets = ", ".join(f"{k}: {v}" for k, v in summary["detections"].items()) or "none"
+    t.caption = (f"{summary['frames']} frames, {summary['fps']:.1f} fps, dropped {summary['dropped']}, "
+                 f"bad {summary['bad_frames']} | detections {dets}\n"
+                 f"model {summary['model']['name']} {summary['model']['version']} on {b['backend']}:{b['device']}"
+                 + (f" [red]DEGRADED: {b['reason']}[/]" if b["degraded"] else ""))
+    return t
+
+
+def run(
+    model: Annotated[str | None, typer.Option(
+        help="Model package (folder/.zip) or a bare .onnx/.tflite/.engine")] = None,
+    source: Annotated[str | None, typer.Option(help="Image, folder, video, camera index, rtsp:// URL, gst:PIPELINE, "
+                                               "synthetic:WxH[:N]")] = None,
+    out: Annotated[str | None, typer.Option(help="Write results.jsonl, annotated/ and summary.json here")] = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", help="YAML/JSON config file (see docs/configuration.md)")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after N frames")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto, onnxruntime[:cpu|cuda|tensorrt|openvino], "
+                                                "litert[:cpu|edgetpu], tensorrt")] = None,
+    task: Annotated[str | None, typer.Option(help="Task of a bare model file")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Score threshold override")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print each detection")] = False,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = None,
+) -> None:
+    t_proc = psutil.Process().create_time()
+    cfg = build_config(config, {
+        "model": {"path": model, "task": task, "score_threshold": threshold},
+        "source": {"uri": source}, "output": {"dir": out}, "max_frames": max_frames,
+        "backend": {"name": backend}, "log_level": log_level,
+    })
+    demo = cfg.model.path is None and cfg.source.uri is None
+    if demo and cfg.output.dir is None:
+        cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": DEMO_OUT})})
+    setup_logging(cfg.log_level)
+    sinks: list[Any] = [] if (quiet or not cfg.output.print_detections) else [ConsoleSink()]
+    with console_err.status("preparing") as status:
+        prepared = prepare(cfg, sinks, progress=lambda msg: status.update(msg))
+    if demo:
+        console.print(f"[bold]demo[/]: {prepared.context.model_name} {prepared.context.model_version} over "
+                      f"{prepared.source.uri}")
+    previous = {sig: signal.signal(sig, lambda *_: prepared.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = prepared.execute()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if prepared.pipeline is not None and prepared.pipeline.first_result_at is not None:
+        first_wall = time.time() - (time.perf_counter() - prepared.pipeline.first_result_at)
+        summary["cold_start_ms"] = round((first_wall - t_proc) * 1e3, 1)
+    if cfg.output.dir:
+        from ..core.sinks.files import write_json_atomic
+
+        write_json_atomic(Path(cfg.output.dir) / "summary.json", summary)
+    console.print(summary_table(summary))
+    if cfg.output.dir:
+        console.print(f"results: {Path(cfg.output.dir) / 'results.jsonl'}, annotated frames: "
+                      f"{Path(cfg.output.dir) / 'annotated'}, summary: {Path(cfg.output.dir) / 'summary.json'}")
+
+
+def bench(
+    model: Annotated[str | None, typer.Option(help="Model package or file (default: the demo model)")] = None,
+    frames: Annotated[int, typer.Option(help="Frames per measurement")] = 200,
+    backend: Annotated[str | None, typer.Option(help="Backend, as for run")] = None,
+    task: Annotated[str | None, typer.Option(help="Task of a bare model file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    plot: Annotated[str | None, typer.Option(help="Write a latency plot (PNG) here")] = None,
+) -> None:
+    from ..core.benchmark import run_benchmark
+
+    setup_logging("WARNING")
+    cfg = build_config(None, {"model": {"path": model, "task": task}, "backend": {"name": backend}})
+    with console_err.status("benchmarking") as status:
+        result = run_benchmark(cfg, frames, progress=lambda m: status.update(m))
+    if plot:
+        from ..core.plots import latency_plot
+
+        latency_plot(result, Path(plot))
+    if as_json:
+        typer.echo(json.dumps(result.report()))
+        return
+    rep = result.report()
+    t = Table(title=f"edgeinfer bench: {rep['model']} on {rep['backend']}", header_style="bold")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for key in ("frames", "bare_p50_ms", "edgeinfer_p50_ms", "overhead_ratio", "pipeline_p50_ms",
+                "throughput_fps", "bound_fps", "bottleneck", "efficiency"):
+        t.add_row(key, str(rep[key]))
+    console.print(t)
+    if plot:
+        console.print(f"latency plot: {plot}")

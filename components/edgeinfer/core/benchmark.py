@@ -1,0 +1,117 @@
+"""`edgeinfer bench`: the bare runtime loop vs edgeinfer on the same model and frames, in one process.
+
+* bare: the runtime's own call (``InferenceSession.run`` / LiteRT ``invoke``) on pre-made input tensors,
+  one frame at a time, on the very session edgeinfer uses.
+* edgeinfer sequential: the same frames through the pipeline in sequential mode; its infer-stage p50
+  against the bare p50 is the overhead ratio (target <= 1.03).
+* edgeinfer pipelined: stages overlapped; throughput against the bound set by the slowest stage
+  (1 / its p50) is the efficiency (target >= 0.9).
+Bare and sequential runs alternate in blocks so drift (thermal, other load) hits both alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import EdgeInferConfig, PipelineConfig
+from .model import LoadedModel, load_model, resolve_package
+from .pipeline import Pipeline
+from .sources import MemorySource
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BenchResult:
+    model: str
+    backend: str
+    frames: int
+    bare_ms: list[float] = field(default_factory=list)
+    edgeinfer_ms: list[float] = field(default_factory=list)
+    sequential: dict[str, Any] = field(default_factory=dict)
+    pipelined: dict[str, Any] = field(default_factory=dict)
+
+    def report(self) -> dict[str, Any]:
+        bare = float(np.median(self.bare_ms))
+        ei = float(np.median(self.edgeinfer_ms))
+        p = self.pipelined
+        return {
+            "model": self.model, "backend": self.backend, "frames": self.frames,
+            "bare_p50_ms": round(bare, 3), "bare_p99_ms": round(float(np.percentile(self.bare_ms, 99)), 3),
+            "edgeinfer_p50_ms": round(ei, 3), "pipeline_p50_ms": round(ei, 3),
+            "overhead_ratio": round(ei / bare, 4),
+            "frame_p50_ms": self.sequential["stages_ms"]["total"]["p50"],
+            "throughput_fps": p["fps"], "bound_fps": p["bound_fps"], "bottleneck": p["bottleneck"],
+            "efficiency": p["efficiency"], "pipelined_stages_ms": {k: v["p50"] for k, v in p["stages_ms"].items()},
+        }
+
+
+def bare_call(model: LoadedModel) -> Callable[[np.ndarray], Any]:
+    """The runtime's own inference call on the session/interpreter edgeinfer holds."""
+    b = model.backend
+    name = model.input_name
+    if b.name == "onnxruntime":
+        sess = b.session  # type: ignore[attr-defined]
+        return lambda t: sess.run(None, {name: t})
+    if b.name == "litert":
+        interp = b.interpreter  # type: ignore[attr-defined]
+        inp = interp.get_input_details()[0]["index"]
+        outs = [d["index"] for d in interp.get_output_details()]
+
+        def call(t: np.ndarray) -> list[np.ndarray]:
+            interp.set_tensor(inp, t)
+            interp.invoke()
+            return [interp.get_tensor(i) for i in outs]
+
+        return call
+    return lambda t: b.run({name: t})
+
+
+def _images(n_distinct: int = 5) -> list[np.ndarray]:
+    from .demo import SAMPLE_IMAGES, sample_image
+
+    return [sample_image(name) for name in SAMPLE_IMAGES[:n_distinct]]
+
+
+def run_benchmark(cfg: EdgeInferConfig, frames: int = 200, rounds: int = 5, progress: Progress = lambda _: None,
+                  images: list[np.ndarray] | None = None) -> BenchResult:
+    from .runner import demo_model_path
+
+    path = cfg.model.path or str(demo_model_path(progress))
+    package = resolve_package(path, cfg.model.task)
+    model = load_model(package, cfg.backend, cfg.model.score_threshold, max_batch=1)
+    try:
+        model.warmup(max(5, cfg.model.warmup_runs))
+        imgs = images or _images()
+        tensors = [model.preprocessor(img)[0][None] for img in imgs]
+        call = bare_call(model)
+        result = BenchResult(package.manifest.name, model.backend.info.summary(), frames)
+        per_round = max(1, frames // rounds)
+        seq_cfg = PipelineConfig(mode="sequential")
+        seq: Pipeline | None = None
+        for r in range(rounds):
+            progress(f"round {r + 1}/{rounds}: bare runtime loop")
+            for i in range(per_round):
+                t = tensors[i % len(tensors)]
+                t0 = time.perf_counter()
+                call(t)
+                result.bare_ms.append((time.perf_counter() - t0) * 1e3)
+            progress(f"round {r + 1}/{rounds}: edgeinfer sequential")
+            src = MemorySource([imgs[i % len(imgs)] for i in range(per_round)], "bench")
+            seq = Pipeline(model, src, [], seq_cfg, keep_images=False)
+            seq.run()
+            result.edgeinfer_ms.extend(seq.stats._samples["infer"])
+        assert seq is not None
+        result.sequential = seq.summary()
+        progress("edgeinfer pipelined")
+        src = MemorySource([imgs[i % len(imgs)] for i in range(frames)], "bench")
+        pipe = Pipeline(model, src, [], cfg.pipeline.model_copy(update={"mode": "pipelined"}), keep_images=False)
+        result.pipelined = pipe.run()
+        return result
+    finally:
+        model.close()

@@ -1,0 +1,41 @@
+"""Pictures people would rather look at than numbers: latency distributions (matplotlib, optional)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import EdgeInferError
+
+if TYPE_CHECKING:
+    from .benchmark import BenchResult
+
+
+def latency_plot(result: BenchResult, path: Path) -> Path:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise EdgeInferError("plots need matplotlib", "pip install 'edgeinfer[plots]'") from exc
+    rep = result.report()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.hist(result.bare_ms, bins=40, alpha=0.6, label=f"bare runtime (p50 {rep['bare_p50_ms']:.2f} ms)")
+    ax1.hist(result.edgeinfer_ms, bins=40, alpha=0.6, label=f"edgeinfer (p50 {rep['edgeinfer_p50_ms']:.2f} ms)")
+    ax1.set_xlabel("inference latency per frame (ms)")
+    ax1.set_ylabel("frames")
+    ax1.set_title(f"overhead ratio {rep['overhead_ratio']:.3f}")
+    ax1.legend()
+    stages = rep["pipelined_stages_ms"]
+    names = [s for s in ("read", "preprocess", "infer", "decode", "sinks") if s in stages]
+    ax2.bar(names, [stages[s] for s in names], color="#4c72b0")
+    ax2.set_ylabel("p50 ms (pipelined)")
+    ax2.set_title(f"{rep['throughput_fps']:.0f} fps of {rep['bound_fps']:.0f} bound "
+                  f"(efficiency {rep['efficiency']:.2f})")
+    fig.suptitle(f"{rep['model']} — {rep['backend']}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,110 @@
+"""Config -> model + source + sinks -> pipeline run. Shared by the CLI, Greengrass and IoT Edge entry points."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import EdgeInferConfig, cache_dir
+from .model import LoadedModel, load_model, resolve_package
+from .pipeline import Pipeline
+from .sinks.base import RunContext, Sink
+from .sinks.files import AnnotatedFramesSink, JsonlSink, write_json_atomic
+from .sources import ChainSource, Source, open_source
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def demo_model_path(progress: Progress = _noop) -> Path:
+    from .demo import demo_packages
+
+    return demo_packages(cache_dir(), progress)[0]
+
+
+def demo_source(progress: Progress = _noop) -> Source:
+    from .demo import demo_frames
+
+    folder, clip = demo_frames(cache_dir(), progress)
+    return ChainSource([open_source(str(folder)), open_source(str(clip))])
+
+
+@dataclass
+class Run:
+    """One prepared run. ``execute()`` blocks until the source ends or ``stop()`` is called."""
+
+    config: EdgeInferConfig
+    model: LoadedModel
+    source: Source
+    sinks: list[Sink]
+    context: RunContext
+    timings: dict[str, float] = field(default_factory=dict)
+    pipeline: Pipeline | None = None
+
+    def execute(self) -> dict[str, Any]:
+        for s in self.sinks:
+            s.start(self.context)
+        self.pipeline = Pipeline(self.model, self.source, self.sinks, self.config.pipeline, self.config.max_frames,
+                                 keep_images=any(isinstance(s, AnnotatedFramesSink) for s in self.sinks)
+                                 or bool(self.context.extra.get("keep_images")))
+        summary: dict[str, Any] = {}
+        try:
+            summary = self.pipeline.run()
+            summary["load_ms"] = self.timings
+        finally:
+            if not summary and self.pipeline is not None:
+                summary = self.pipeline.summary()
+            for s in self.sinks:
+                try:
+                    s.close(summary)
+                except Exception:  # one sink's failure must not lose the others' output
+                    log.exception("sink %s failed to close", type(s).__name__)
+            if self.config.output.dir:
+                write_json_atomic(Path(self.config.output.dir) / "summary.json", summary)
+            self.model.close()
+        return summary
+
+    def stop(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        self.source.close()
+
+
+def prepare(config: EdgeInferConfig, extra_sinks: list[Sink] | None = None, progress: Progress = _noop) -> Run:
+    """Resolve the model (demo when none), load and warm it, open the source (demo frames when none)."""
+    t0 = time.perf_counter()
+    path = config.model.path or str(demo_model_path(progress))
+    package = resolve_package(path, config.model.task)
+    t1 = time.perf_counter()
+    model = load_model(package, config.backend, config.model.score_threshold, config.pipeline.max_batch)
+    try:
+        t2 = time.perf_counter()
+        model.warmup(config.model.warmup_runs)
+        t3 = time.perf_counter()
+        s = config.source
+        source = open_source(s.uri, s.live, s.loop, s.fps) if s.uri else demo_source(progress)
+    except BaseException:
+        model.close()
+        raise
+    sinks: list[Sink] = []
+    if config.output.dir:
+        out = Path(config.output.dir)
+        sinks.append(JsonlSink(out / "results.jsonl"))
+        if config.output.annotate:
+            sinks.append(AnnotatedFramesSink(out / "annotated", config.output.annotate_every))
+    sinks.extend(extra_sinks or [])
+    m = package.manifest
+    ctx = RunContext(device_id=config.device_id, model_name=m.name, model_version=m.version,
+                     model_sha256=package.model_sha256, task=m.task, labels=m.labels, backend=model.backend.info)
+    timings = {"resolve": round((t1 - t0) * 1e3, 1), "load": round((t2 - t1) * 1e3, 1),
+               "warmup": round((t3 - t2) * 1e3, 1)}
+    return Run(config, model, source, sinks, ctx, timings)
