@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,34 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Every test gets its own state dir; the model cache stays shared (set by the test command)."""
     monkeypatch.setenv("EDGEINFER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     os.environ.setdefault("EDGEINFER_CACHE_DIR", str(ROOT / ".cache"))
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return Path(os.environ["EDGEINFER_CACHE_DIR"])
+
+
+@pytest.fixture(scope="session")
+def demo_pkgs(cache_dir: Path) -> tuple[Path, Path]:
+    """The real BlazeFace full-range packages (ONNX, TFLite), built once into the shared cache."""
+    from edgeinfer.core.demo import demo_packages
+
+    return demo_packages(cache_dir)
+
+
+@pytest.fixture(scope="session")
+def demo_media(cache_dir: Path) -> tuple[Path, Path]:
+    """(folder of sample images, short MJPG clip)."""
+    from edgeinfer.core.demo import demo_frames
+
+    return demo_frames(cache_dir)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the installed `edgeinfer` console script as a user would."""
+    import sys
+
+    exe = Path(sys.executable).with_name("edgeinfer")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)

@@ -5,14 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .tasks.palette import class_colour as colour
 from .types import FrameResult
-
-_PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
-            (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
-
-
-def colour(class_id: int) -> tuple[int, int, int]:
-    return _PALETTE[class_id % len(_PALETTE)]
 
 
 def _label(img: np.ndarray, text: str, x: int, y: int, col: tuple[int, int, int], scale: float) -> None:

@@ -8,10 +8,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from ..errors import ModelError
 from ..geometry import Transform
 from ..types import Detection, TaskOutput
 from .base import DecoderBase, label_of, sigmoid
 from .nms import nms
+from .outputs import pick_output
 
 
 def ssd_anchors(input_w: int, input_h: int, strides: list[int], offset: float = 0.5,
@@ -60,8 +62,14 @@ class SsdAnchorDecoder(DecoderBase):
                            self.interpolated_scale_aspect_ratio)
 
     def decode(self, outputs: dict[str, np.ndarray], transform: Transform, labels: list[str]) -> TaskOutput:
-        raw = np.asarray(outputs[self.boxes_output], dtype=np.float32).reshape(len(self.anchors), -1)
-        logits = np.asarray(outputs[self.scores_output], dtype=np.float32).reshape(len(self.anchors), -1)
+        n = len(self.anchors)
+        raw = pick_output(outputs, self.boxes_output, "SSD boxes").astype(np.float32, copy=False)
+        logits = pick_output(outputs, self.scores_output, "SSD scores").astype(np.float32, copy=False)
+        for arr, what in ((raw, "boxes"), (logits, "scores")):
+            if arr.size % n:
+                raise ModelError(f"SSD {what} output {list(arr.shape)} does not fit {n} anchors",
+                                 "check the decoder's strides and input size against the model")
+        raw, logits = raw.reshape(n, -1), logits.reshape(n, -1)
         probs = sigmoid(logits) if self.scores_are_logits else logits
         class_ids = probs.argmax(axis=1)
         scores = probs[np.arange(len(probs)), class_ids]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Make sure the system tools a target needs are present. Installs them with apt-get when running as
+# root on Debian/Ubuntu; otherwise says exactly what is missing and how to install it, and fails.
+#   scripts/bootstrap.sh python        python3 with venv + pip (make demo, make test)
+#   scripts/bootstrap.sh test          + mosquitto (telemetry tests) and node/npm (CDK synth)
+set -euo pipefail
+what=${1:-python}
+missing=()   # Debian package names
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+
+need_cmd python3 python3
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || {
+    echo "edgeinfer needs Python >= 3.10; found $(python3 --version 2>&1)" >&2; exit 1; }
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
+fi
+if [ "$what" = test ]; then
+  need_cmd mosquitto mosquitto
+  need_cmd node nodejs
+  need_cmd npm npm
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's mosquitto package starts a broker on :1883; the tests start their own on free ports.
+  exit 0
+fi
+echo "missing system packages: ${missing[*]}" >&2
+echo "install them with: sudo apt-get install ${missing[*]}   (then run the make target again)" >&2
+exit 1
