@@ -42,6 +42,7 @@ class _Item:
     transform: Transform | None = None
     outputs: dict[str, np.ndarray] | None = None
     timings: dict[str, float] | None = None
+    model: LoadedModel | None = None  # the model in force when the frame was read (swaps happen between frames)
 
 
 class Pipeline:
@@ -66,8 +67,27 @@ class Pipeline:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
+        self._retired: list[LoadedModel] = []
+        self._posted_model: LoadedModel | None = None
+        self.in_flight = 0  # batches inside the runtime right now
+        self.latest: FrameResult | None = None
+        self.latest_image: np.ndarray | None = None
 
     # -- control -----------------------------------------------------------------------------------
+    def swap_model(self, new: LoadedModel) -> LoadedModel:
+        """Frames read from now on use ``new``; the old model is closed after its last frame is through."""
+        with self._lock:
+            old, self.model = self.model, new
+            self._retired.append(old)
+        return old
+
+    def _close_retired(self, keep: LoadedModel) -> None:
+        with self._lock:
+            done = [m for m in self._retired if m is not keep]
+            self._retired = [m for m in self._retired if m is keep]
+        for m in done:
+            m.close()
+
     def stop(self) -> None:
         """Ask the run to end after the frames already read (safe from a signal handler)."""
         self._stop.set()
@@ -103,7 +123,7 @@ class Pipeline:
                 if frame is None:
                     break
                 self.stats.add("read", (time.perf_counter() - t0) * 1e3)
-                if not self._put(self._q_pre, _Item(seq, frame)):
+                if not self._put(self._q_pre, _Item(seq, frame, model=self.model)):
                     return
                 seq += 1
                 if self.max_frames is not None and seq >= self.max_frames:
@@ -117,7 +137,7 @@ class Pipeline:
     def _pre_one(self, item: _Item) -> None:
         t0 = time.perf_counter()
         try:
-            item.tensor, item.transform = self.model.preprocessor(item.frame.image)
+            item.tensor, item.transform = item.model.preprocessor(item.frame.image)  # type: ignore[union-attr]
         except (FrameError, ValueError) as exc:  # wrong-sized or corrupt: skip and count
             with self._lock:
                 self.bad_frames += 1
@@ -131,9 +151,19 @@ class Pipeline:
         good = [b for b in batch if b.tensor is not None]
         if not good:
             return
+        model = good[0].model
+        if any(b.model is not model for b in good):  # a swap landed inside this batch: run each side alone
+            split = next(i for i, b in enumerate(good) if b.model is not model)
+            self._infer_batch(good[:split])
+            self._infer_batch(good[split:])
+            return
         t0 = time.perf_counter()
         stacked = good[0].tensor[None] if len(good) == 1 else np.stack([b.tensor for b in good])
-        outs = self.model.infer(stacked)
+        self.in_flight += 1
+        try:
+            outs = model.infer(stacked)  # type: ignore[union-attr]
+        finally:
+            self.in_flight -= 1
         ms = (time.perf_counter() - t0) * 1e3
         self.batches += 1
         self.stats.add("infer", ms / len(good))
@@ -199,12 +229,18 @@ class Pipeline:
     def _post_one(self, it: _Item) -> None:
         if it.outputs is None:
             return
+        model = it.model
+        assert model is not None
+        if model is not self._posted_model:
+            self._posted_model = model
+            if self._retired:
+                self._close_retired(keep=model)
         t0 = time.perf_counter()
-        output = self.model.decoder.decode(it.outputs, it.transform, self.model.labels)
+        output = model.decoder.decode(it.outputs, it.transform, model.labels)
         t1 = time.perf_counter()
         it.timings["decode"] = (t1 - t0) * 1e3  # type: ignore[index]
         f = it.frame
-        result = FrameResult(f.source, f.index, f.ts, f.image.shape[1], f.image.shape[0], self.model.manifest.task,
+        result = FrameResult(f.source, f.index, f.ts, f.image.shape[1], f.image.shape[0], model.manifest.task,
                              output, it.timings, f.image if self.keep_images else None)  # type: ignore[arg-type]
         for sink in self.sinks:
             sink.on_result(result)
@@ -215,6 +251,7 @@ class Pipeline:
         self.stats.add("sinks", it.timings["sinks"])  # type: ignore[index]
         self.stats.add("total", it.timings["total"])  # type: ignore[index]
         self.frames += 1
+        self.latest, self.latest_image = result, f.image  # for snapshots (references, no copy)
         if self.first_result_at is None:
             self.first_result_at = t2
         for d in output.detections:
@@ -243,7 +280,7 @@ class Pipeline:
             if frame is None:
                 break
             self.stats.add("read", (time.perf_counter() - t0) * 1e3)
-            item = _Item(seq, frame)
+            item = _Item(seq, frame, model=self.model)
             seq += 1
             self._pre_one(item)
             self._infer_batch([item])
