@@ -10,13 +10,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+# Downloaded/converted models are shared by all tests and kept between runs (the Makefile sets the same).
+os.environ.setdefault("EDGEINFER_CACHE_DIR", str(ROOT / ".cache"))
 
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own state dir; the model cache stays shared (set by the test command)."""
+    """Every test gets its own state dir; the model cache stays shared."""
     monkeypatch.setenv("EDGEINFER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    os.environ.setdefault("EDGEINFER_CACHE_DIR", str(ROOT / ".cache"))
 
 
 @pytest.fixture(scope="session")

@@ -122,16 +122,16 @@ def _open_capture(target: str | int, api: int = cv2.CAP_ANY) -> cv2.VideoCapture
 class VideoFileSource(Source):
     """A video file, every frame in order. A frame whose size differs from the stream's is skipped."""
 
-    def __init__(self, target: str, loop: bool = False, fps: float | None = None) -> None:
+    def __init__(self, target: str, loop: bool = False, fps: float | None = None, api: int = cv2.CAP_ANY) -> None:
         super().__init__(target, fps)
-        self.path, self.loop = target, loop
-        _open_capture(target).release()  # fail now, with a clear message, not on first read
+        self.path, self.loop, self.api = target, loop, api
+        _open_capture(target, api).release()  # fail now, with a clear message, not on first read
 
     def frames(self) -> Iterator[Frame]:
         index = 0
         size: tuple[int, ...] | None = None
         while True:
-            cap = _open_capture(self.path)
+            cap = _open_capture(self.path, self.api)
             try:
                 while not self._closed.is_set():
                     ok, img = cap.read()
@@ -158,14 +158,16 @@ class VideoFileSource(Source):
 class LiveSource(Source):
     """Camera / network stream. A reader thread keeps the newest frame; older untaken frames are dropped.
 
-    When the stream breaks it is reopened with exponential backoff (1 s .. 30 s) until closed.
+    When the stream breaks it is reopened with exponential backoff (1 s .. 30 s) until closed; with
+    ``reconnect=False`` (a file replayed as if live) the end of the stream ends the source.
     """
 
     live = True
 
-    def __init__(self, target: str | int, api: int = cv2.CAP_ANY, fps: float | None = None) -> None:
+    def __init__(self, target: str | int, api: int = cv2.CAP_ANY, fps: float | None = None,
+                 reconnect: bool = True) -> None:
         super().__init__(str(target), fps)
-        self._target, self._api = target, api
+        self._target, self._api, self._reconnect = target, api, reconnect
         self._cap: cv2.VideoCapture | None = _open_capture(target, api)
         self._cond = threading.Condition()
         self._latest: tuple[int, np.ndarray] | None = None
@@ -183,6 +185,8 @@ class LiveSource(Source):
                 if cap is not None:
                     cap.release()
                 self._cap = None
+                if not self._reconnect:
+                    break
                 log.warning("source %s: read failed; reopening in %.0f s", self.uri, backoff)
                 if self._closed.wait(backoff):
                     break
@@ -272,6 +276,8 @@ def open_source(uri: str, live: bool | None = None, loop: bool = False, fps: flo
         return FolderSource(path, loop, fps)
     if path.suffix.lower() in IMAGE_EXTS:
         return ImageSource(path, loop, fps)
+    if live:  # a recording replayed as a camera would deliver it: newest frame only
+        return LiveSource(str(path), fps=fps, reconnect=False)
     return VideoFileSource(str(path), loop, fps)
 
 

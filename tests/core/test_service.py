@@ -1,0 +1,109 @@
+"""InferenceService: the control surface the Greengrass component and IoT Edge module share."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from edgeinfer.core.config import EdgeInferConfig
+from edgeinfer.core.errors import ConfigError, ModelError
+from edgeinfer.core.service import InferenceService
+
+from .colour_model import make_colour_model
+
+
+def wait_for(pred, timeout: float = 20.0) -> bool:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if pred():
+            return True
+        done.wait(0.01)
+    return pred()
+
+
+@pytest.fixture
+def service(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path]) -> InferenceService:
+    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[1]), "loop": True})
+    svc = InferenceService(cfg)
+    svc.start()
+    assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
+    yield svc
+    svc.stop(0)
+
+
+def test_status_reports_what_runs(service: InferenceService) -> None:
+    st = service.status()
+    assert st["running"] and st["model"]["name"] == "blazeface-full-range" and len(st["model"]["sha256"]) == 64
+    assert st["backend"]["backend"] == "onnxruntime" and st["backend"]["active"] == ["CPUExecutionProvider"]
+
+
+def test_bad_patch_is_rejected_and_running_config_stays(service: InferenceService) -> None:
+    before = service.config
+    for patch, words in [({"bogus": 1}, "bogus: unknown key"),
+                         ({"model": {"score_threshold": 3}}, "model.score_threshold"),
+                         ({"pipeline": {"queue_size": "big"}}, "pipeline.queue_size")]:
+        with pytest.raises(ConfigError, match=words):
+            service.apply_patch(patch)
+        assert service.config is before
+    frames = service.stats()["frames"]
+    assert wait_for(lambda: service.stats()["frames"] > frames)  # still running
+
+
+def test_threshold_applies_live(service: InferenceService) -> None:
+    service.set_threshold(0.99)
+    assert service.config.model.score_threshold == 0.99
+    assert service._model is not None and service._model.decoder.score_threshold == 0.99
+
+
+def test_corrupt_model_is_never_activated(service: InferenceService, demo_pkgs: tuple[Path, Path],
+                                          tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(demo_pkgs[0], bad)
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[5000] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        service.reload_model(str(bad))
+    assert service.status()["model"]["name"] == "blazeface-full-range"
+    assert service.config.model.path == str(demo_pkgs[0])
+    assert "sha256 mismatch" in (service.status()["last_error"] or "")
+
+
+def test_swap_to_another_model_while_running(service: InferenceService, demo_pkgs: tuple[Path, Path]) -> None:
+    info = service.reload_model(str(demo_pkgs[1]))
+    assert info["name"] == "blazeface-full-range-tflite"
+    assert service.status()["backend"]["backend"] == "litert"
+    frames = service.stats()["frames"]
+    assert wait_for(lambda: service.stats()["frames"] > frames + 3)
+    assert service.stats()["model"]["name"] == "blazeface-full-range-tflite"
+
+
+def test_snapshot_is_an_annotated_jpeg(service: InferenceService) -> None:
+    jpg = service.snapshot()
+    img = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and img.shape == (512, 768, 3)
+
+
+def test_source_change_restarts_and_bad_source_keeps_running(service: InferenceService,
+                                                              demo_media: tuple[Path, Path]) -> None:
+    with pytest.raises(Exception, match="does not exist"):
+        service.apply_patch({"source": {"uri": "/no/such/clip.avi"}})
+    assert service.running and service.config.source.uri == str(demo_media[1])
+    service.apply_patch({"source": {"uri": str(demo_media[0]), "loop": False}})
+    assert service.wait(20)  # a folder of five images ends
+    assert service.stats()["frames"] == 5
+
+
+def test_task_change_to_another_kind_of_model(tmp_path: Path, demo_media: tuple[Path, Path]) -> None:
+    pkg = make_colour_model(tmp_path)
+    svc = InferenceService(EdgeInferConfig(model={"path": str(pkg)}, source={"uri": str(demo_media[0])}))
+    svc.start()
+    try:
+        assert svc.wait(20)
+        assert svc.stats()["frames"] == 5 and svc.stats()["model"]["task"] == "classification"
+    finally:
+        svc.stop(0)
