@@ -32,3 +32,11 @@ def validate(path: Annotated[Path, typer.Argument(help="YAML or JSON config file
     """Validate a config file; exits non-zero with the reason when it is invalid."""
     cfgmod.validate(cfgmod.load_file(path), f"config {path}")
     console.print(f"[green]ok[/] {path}")
+
+
+@config_app.command()
+def docs() -> None:
+    """Print the configuration reference (Markdown), generated from the schema."""
+    from ..core.configdoc import render
+
+    typer.echo(render(), nl=False)
