@@ -290,26 +290,15 @@ class ChainSource(Source):
         self.live = any(s.live for s in sources)
 
     def frames(self) -> Iterator[Frame]:
+        done_dropped = done_bad = 0
         for s in self.sources:
-            if self._closed.is_set():
-                return
-            yield from s
-
-    @property  # type: ignore[override]
-    def dropped(self) -> int:
-        return sum(s.dropped for s in getattr(self, "sources", []))
-
-    @dropped.setter
-    def dropped(self, _: int) -> None:
-        pass
-
-    @property  # type: ignore[override]
-    def bad(self) -> int:
-        return sum(s.bad for s in getattr(self, "sources", []))
-
-    @bad.setter
-    def bad(self, _: int) -> None:
-        pass
+            for frame in s:
+                if self._closed.is_set():
+                    return
+                self.dropped, self.bad = done_dropped + s.dropped, done_bad + s.bad
+                yield frame
+            done_dropped, done_bad = done_dropped + s.dropped, done_bad + s.bad
+            self.dropped, self.bad = done_dropped, done_bad
 
     def close(self) -> None:
         super().close()
