@@ -42,6 +42,13 @@ class ConsoleSink:
         pass
 
 
+def _print_alert(event: Any) -> None:
+    if getattr(event, "type", None) == "alert":
+        ev = event.evidence
+        console.print(f"[bold red]ALERT[/] {event.rule} ({event.severity}) at {Path(ev.source).name}#{ev.frame}: "
+                      f"{ev.count} match(es), max score {ev.max_score:.2f}")
+
+
 def summary_table(summary: dict[str, Any]) -> Table:
     t = Table(title="edgeinfer run", show_header=True, header_style="bold")
     t.add_column("stage")
@@ -73,6 +80,13 @@ def run(
                                                 "litert[:cpu|edgetpu], tensorrt")] = None,
     task: Annotated[str | None, typer.Option(help="Task of a bare model file")] = None,
     threshold: Annotated[float | None, typer.Option(help="Score threshold override")] = None,
+    telemetry: Annotated[str | None, typer.Option(
+        help="Telemetry: none, stdout, file:PATH, mqtt://host:port, mqtts://host:port?ca=&cert=&key=")] = None,
+    telemetry_mode: Annotated[str | None, typer.Option(help="summary, results or alerts-only")] = None,
+    state_dir: Annotated[str | None, typer.Option(
+        help="Outbox and sequence numbers (default $EDGEINFER_STATE_DIR or ~/.local/state/edgeinfer)")] = None,
+    drain_timeout: Annotated[float | None, typer.Option(
+        help="On exit, keep delivering telemetry for up to this many seconds (default 30)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print each detection")] = False,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = None,
 ) -> None:
@@ -80,7 +94,8 @@ def run(
     cfg = build_config(config, {
         "model": {"path": model, "task": task, "score_threshold": threshold},
         "source": {"uri": source}, "output": {"dir": out}, "max_frames": max_frames,
-        "backend": {"name": backend}, "log_level": log_level,
+        "backend": {"name": backend}, "log_level": log_level, "state_dir": state_dir,
+        "telemetry": {"transport": telemetry, "mode": telemetry_mode, "drain_timeout_s": drain_timeout},
     })
     demo = cfg.model.path is None and cfg.source.uri is None
     if demo and cfg.output.dir is None:
@@ -89,6 +104,8 @@ def run(
     sinks: list[Any] = [] if (quiet or not cfg.output.print_detections) else [ConsoleSink()]
     with console_err.status("preparing") as status:
         prepared = prepare(cfg, sinks, progress=lambda msg: status.update(msg))
+    if prepared.telemetry is not None:
+        prepared.telemetry.add_listener(_print_alert)
     if demo:
         console.print(f"[bold]demo[/]: {prepared.context.model_name} {prepared.context.model_version} over "
                       f"{prepared.source.uri}")
@@ -106,6 +123,12 @@ def run(
 
         write_json_atomic(Path(cfg.output.dir) / "summary.json", summary)
     console.print(summary_table(summary))
+    tel = summary.get("telemetry")
+    if tel and tel["transport"] != "none":
+        left = tel["left_in_outbox"]
+        console.print(f"telemetry ({tel['transport']}, {tel['mode']}): "
+                      + (f"[yellow]{left} events left in the outbox for the next start[/]" if left
+                         else "everything delivered"))
     if cfg.output.dir:
         console.print(f"results: {Path(cfg.output.dir) / 'results.jsonl'}, annotated frames: "
                       f"{Path(cfg.output.dir) / 'annotated'}, summary: {Path(cfg.output.dir) / 'summary.json'}")
@@ -113,7 +136,7 @@ def run(
 
 def bench(
     model: Annotated[str | None, typer.Option(help="Model package or file (default: the demo model)")] = None,
-    frames: Annotated[int, typer.Option(help="Frames per measurement")] = 200,
+    frames: Annotated[int, typer.Option(help="Frames per measurement")] = 500,
     backend: Annotated[str | None, typer.Option(help="Backend, as for run")] = None,
     task: Annotated[str | None, typer.Option(help="Task of a bare model file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,

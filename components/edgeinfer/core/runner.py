@@ -49,13 +49,18 @@ class Run:
     context: RunContext
     timings: dict[str, float] = field(default_factory=dict)
     pipeline: Pipeline | None = None
+    telemetry: Any | None = None  # TelemetryService when a transport or rules are configured
 
     def execute(self) -> dict[str, Any]:
+        if self.telemetry is not None:
+            self.telemetry.start()
         for s in self.sinks:
             s.start(self.context)
         self.pipeline = Pipeline(self.model, self.source, self.sinks, self.config.pipeline, self.config.max_frames,
                                  keep_images=any(isinstance(s, AnnotatedFramesSink) for s in self.sinks)
                                  or bool(self.context.extra.get("keep_images")))
+        if self.telemetry is not None:
+            self.telemetry.set_queue_depths_provider(self.pipeline.queue_depths)
         summary: dict[str, Any] = {}
         try:
             summary = self.pipeline.run()
@@ -68,10 +73,22 @@ class Run:
                     s.close(summary)
                 except Exception:  # one sink's failure must not lose the others' output
                     log.exception("sink %s failed to close", type(s).__name__)
+            if self.telemetry is not None:
+                summary["telemetry"] = self._finish_telemetry()
             if self.config.output.dir:
                 write_json_atomic(Path(self.config.output.dir) / "summary.json", summary)
             self.model.close()
         return summary
+
+    def _finish_telemetry(self) -> dict[str, Any]:
+        """Drain the outbox for up to ``telemetry.drain_timeout_s``; what is left waits for the next start."""
+        t = self.telemetry
+        assert t is not None
+        left = t.drain(self.config.telemetry.drain_timeout_s)
+        snap = t.snapshot()
+        t.close()
+        return {"transport": self.config.telemetry.transport, "mode": self.config.telemetry.mode,
+                "left_in_outbox": left, **snap.to_dict()}
 
     def stop(self) -> None:
         if self.pipeline is not None:
@@ -107,4 +124,15 @@ def prepare(config: EdgeInferConfig, extra_sinks: list[Sink] | None = None, prog
                      model_sha256=package.model_sha256, task=m.task, labels=m.labels, backend=model.backend.info)
     timings = {"resolve": round((t1 - t0) * 1e3, 1), "load": round((t2 - t1) * 1e3, 1),
                "warmup": round((t3 - t2) * 1e3, 1)}
-    return Run(config, model, source, sinks, ctx, timings)
+    telemetry = None
+    if config.telemetry.transport != "none" or config.rules:
+        from .telemetry.service import TelemetryService
+
+        try:
+            telemetry = TelemetryService.from_config(config, ctx)
+        except BaseException:
+            model.close()
+            source.close()
+            raise
+        sinks.append(telemetry.sink)
+    return Run(config, model, source, sinks, ctx, timings, telemetry=telemetry)
