@@ -39,6 +39,7 @@ $(VENV)/.demo: $(VENV)/.venv pyproject.toml
 
 $(VENV)/.dev: $(VENV)/.venv pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps 'azure-iot-device==2.14.0'   # see the note on [dev] in pyproject.toml
 	@touch $@ $(VENV)/.demo
 
 clean:

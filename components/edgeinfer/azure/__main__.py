@@ -1,0 +1,69 @@
+"""``python -m edgeinfer.azure``: the IoT Edge module entry point (the container's CMD).
+
+Connects with ``IoTHubModuleClient.create_from_edge_environment``, runs until SIGTERM (what edgeAgent
+sends to stop a module), then drains telemetry for ``telemetry.drain_timeout_s`` and exits 0.
+Environment: the ``IOTEDGE_*`` variables edgeAgent sets; ``EDGEINFER_STATE_DIR`` (outbox, downloaded
+models, last good config: mount a volume there), ``EDGEINFER_LOG_LEVEL`` (INFO),
+``EDGEINFER_MODEL_MAX_BYTES`` (largest model download, default 2 GiB), ``SSL_CERT_FILE`` (extra CA
+for model downloads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from ..core.config import state_dir
+from ..core.errors import EdgeInferError
+from .client import create_module_client, edge_identity
+from .delivery import DEFAULT_MAX_BYTES, ModelDownloader
+from .runtime import ModuleRuntime
+
+log = logging.getLogger("edgeinfer.azure")
+
+RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("EDGEINFER_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure.iot.device").setLevel(logging.WARNING)
+    logging.getLogger("paho").setLevel(logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        device_id, module_id = edge_identity()
+        client = create_module_client()
+        max_bytes = int(os.environ.get("EDGEINFER_MODEL_MAX_BYTES", DEFAULT_MAX_BYTES))
+    except (EdgeInferError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    root = state_dir()
+    runtime = ModuleRuntime(client, device_id, root, ModelDownloader(root / "azure" / "models", max_bytes, stop=stop))
+    log.info("edgeinfer module %s on device %s starting (state in %s)", module_id, device_id, root)
+    attempt = 0
+    while not stop.is_set():
+        try:
+            runtime.start()
+            break
+        except Exception as exc:  # edgeHub not up yet, a network blip: the SDK's errors vary, all are retried
+            delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+            attempt += 1
+            log.warning("could not start (%s: %s); retrying in %.0fs", type(exc).__name__, exc, delay)
+            stop.wait(delay)
+    else:
+        client.shutdown()
+        return 0
+    log.info("running; direct methods: %s", ", ".join(runtime.methods.names))
+    stop.wait()
+    log.info("stopping")
+    runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Cloud-side tooling: model registries -> Greengrass components / IoT Edge manifests -> deployments."""
