@@ -7,9 +7,11 @@ import sys
 import typer
 
 from ..core.errors import EdgeInferError
+from .aws import aws_app
 from .azure import azure_app
 from .common import console_err
 from .config_cmd import config_app
+from .greengrass import greengrass_app
 from .model import model_app
 from .run import bench, run
 
@@ -25,6 +27,8 @@ app.command(help="Run a model over a source (no flags: the embedded face-detecto
 app.command(help="Bare runtime loop vs the edgeinfer pipeline on the same model and frames.")(bench)
 app.add_typer(model_app, name="model", help="Make, inspect, verify and optimise model packages.")
 app.add_typer(config_app, name="config", help="The configuration schema, defaults and validation.")
+app.add_typer(greengrass_app, name="greengrass", help="Render and validate the Greengrass v2 component recipes.")
+app.add_typer(aws_app, name="aws", help="SageMaker registry -> Greengrass components -> deployments (boto3).")
 app.add_typer(azure_app, name="azure", help="IoT Edge deployment manifests and IoT Hub deployments.")
 
 

@@ -1,0 +1,170 @@
+"""`edgeinfer aws register|approve|publish|deploy|status`: SageMaker registry -> Greengrass -> devices.
+
+Credentials and region come from the usual AWS sources (``--profile``/``--region`` override). The
+clients are built by a factory, so tests build this app around moto and the Greengrass fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .. import __version__
+from ..cloud.aws.clients import AwsClients
+from ..core.config import load_file
+from .common import console, setup_logging
+
+ClientsFactory = Callable[[str | None, str | None], AwsClients]
+
+
+def boto3_clients(region: str | None, profile: str | None) -> AwsClients:
+    try:
+        import boto3
+    except ImportError as exc:
+        from ..core.errors import EdgeInferError
+
+        raise EdgeInferError("the AWS commands need boto3", "pip install 'edgeinfer[aws]'") from exc
+    return AwsClients.from_session(boto3.Session(region_name=region, profile_name=profile))
+
+
+def _ledger_lines(created: list[str], reused: list[str]) -> None:
+    for c in created:
+        console.print(f"  [green]created[/] {c}", soft_wrap=True)
+    for r in reused:
+        console.print(f"  [dim]reused[/]  {r}", soft_wrap=True)
+
+
+def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
+    app = typer.Typer(no_args_is_help=True)
+
+    @app.callback()
+    def main(ctx: typer.Context,
+             region: Annotated[str | None, typer.Option(help="AWS region (default: your AWS config)")] = None,
+             profile: Annotated[str | None, typer.Option(help="AWS profile")] = None) -> None:
+        """SageMaker Model Registry -> Greengrass components -> deployments."""
+        setup_logging("WARNING")
+        ctx.obj = (region, profile)
+
+    def clients(ctx: typer.Context) -> AwsClients:
+        return factory(*ctx.obj)
+
+    @app.command()
+    def register(ctx: typer.Context,
+                 package: Annotated[Path, typer.Argument(help="Model package folder or .zip (edgeinfer model import)")],
+                 group: Annotated[str, typer.Option(help="Model package group (created if missing)")],
+                 bucket: Annotated[str, typer.Option(help="S3 bucket for the artifact")],
+                 approval: Annotated[str, typer.Option(help="PendingManualApproval, Approved or Rejected")]
+                 = "PendingManualApproval",
+                 image: Annotated[str | None, typer.Option(help="Inference image URI, if your account requires "
+                                                           "one in model packages (devices ignore it)")] = None,
+                 ) -> None:
+        """Upload a model package (content-addressed model.tar.gz) and create a registry version."""
+        from ..cloud.aws.ledger import Ledger
+        from ..cloud.aws.registry import register as do_register
+
+        ledger = Ledger()
+        entry = do_register(clients(ctx), package, group, bucket, approval, image=image, ledger=ledger)
+        console.print(f"[green]registered[/] {group} v{entry.version} ({entry.status})")
+        _ledger_lines(ledger.created, ledger.reused)
+
+    @app.command()
+    def approve(ctx: typer.Context, group: Annotated[str, typer.Option(help="Model package group")],
+                version: Annotated[int, typer.Option(help="Registry version to approve")],
+                status: Annotated[str, typer.Option(help="Approved, Rejected or PendingManualApproval")] = "Approved",
+                ) -> None:
+        """Set a registry version's approval status."""
+        from ..cloud.aws.registry import approve as do_approve
+
+        entry = do_approve(clients(ctx), group, version, status)
+        console.print(f"{group} v{entry.version}: {entry.status}")
+
+    @app.command()
+    def publish(ctx: typer.Context, group: Annotated[str, typer.Option(help="Model package group")],
+                bucket: Annotated[str, typer.Option(help="S3 bucket for component artifacts")],
+                version: Annotated[int | None, typer.Option(help="Registry version (default: newest Approved)")]
+                = None,
+                inference_version: Annotated[str, typer.Option(help="Inference component version")] = __version__,
+                runtime_dir: Annotated[Path | None, typer.Option(help="Folder with edgeinfer-runtime-<platform>.zip "
+                                                                 "wheelhouses to upload for a new inference "
+                                                                 "version")] = None,
+                model_only: Annotated[bool, typer.Option(help="Create the model component only")] = False,
+                platform: Annotated[list[str] | None, typer.Option(help="Only these platforms in a new inference "
+                                                                   "version (repeat; default all)")] = None,
+                ) -> None:
+        """Registry version -> model component (and, when needed, the inference component)."""
+        from ..cloud.aws.publish import publish as do_publish
+        from ..greengrass.recipes.platforms import select
+
+        out = do_publish(clients(ctx), group, bucket, version, inference_version, not model_only, runtime_dir,
+                         select(platform))
+        console.print(f"[green]published[/] {group} v{out.registry.version} as {out.model_component} "
+                      f"{out.model_version}" + (f"; {out.inference_component} {out.inference_version}"
+                                                if out.inference_component else ""))
+        _ledger_lines(out.ledger.created, out.ledger.reused)
+
+    @app.command()
+    def deploy(ctx: typer.Context, target: Annotated[str, typer.Argument(help="Thing group or thing name")],
+               group: Annotated[str, typer.Option(help="Model package group (the model component to deploy)")],
+               model_version: Annotated[str | None, typer.Option(help="Model component version (default: newest)")]
+               = None,
+               inference_version: Annotated[str | None, typer.Option(help="Inference component version "
+                                                                     "(default: newest)")] = None,
+               config: Annotated[Path | None, typer.Option(help="YAML/JSON configuration to merge (validated "
+                                                           "against the schema first)")] = None,
+               kind: Annotated[str, typer.Option(help="auto, thinggroup or thing")] = "auto",
+               wait: Annotated[float, typer.Option(help="Seconds to show progress (0: do not wait)")] = 600,
+               no_rollback: Annotated[bool, typer.Option(help="Leave failed devices as they are")] = False,
+               ) -> None:
+        """Deploy to a thing group or thing, starting from its current deployment; show progress."""
+        from ..cloud.aws import deploy as dep
+        from ..cloud.aws.progress import watch
+
+        if kind not in ("auto", "thinggroup", "thing"):
+            raise typer.BadParameter("use auto, thinggroup or thing", param_hint="--kind")
+        c = clients(ctx)
+        merge = load_file(config) if config else None
+        planned = dep.plan(c, target, group, model_version, inference_version, merge, kind)  # type: ignore[arg-type]
+        plan = dep.create(c, planned, rollback=not no_rollback)
+        console.print(f"[green]deployment[/] {plan.deployment_id} -> {plan.target.kind} {plan.target.name}")
+        for name, spec in sorted(plan.components.items()):
+            console.print(f"  {name} {spec['componentVersion']}", soft_wrap=True)
+        for name, paths in plan.resets.items():
+            console.print(f"  reset to new defaults in {name}: {', '.join(paths)}", soft_wrap=True)
+        if plan.removed:
+            console.print(f"  removed: {', '.join(plan.removed)}")
+        if wait > 0:
+            def show(states: list) -> None:
+                console.print("  " + ", ".join(f"{d.device}: {d.status}" for d in states) if states
+                              else "  no core devices in the target yet")
+
+            final = watch(c, plan.target, plan.deployment_id or "", wait, on_change=show)
+            bad = [d for d in final if d.done and d.status not in ("SUCCEEDED", "COMPLETED")]
+            for d in bad:
+                console.print(f"  [red]{d.device}: {d.status}[/] {d.reason or ''}", soft_wrap=True)
+            if bad:
+                raise typer.Exit(1)
+
+    @app.command()
+    def status(ctx: typer.Context, target: Annotated[str, typer.Argument(help="Thing group or thing name")],
+               kind: Annotated[str, typer.Option(help="auto, thinggroup or thing")] = "auto") -> None:
+        """Per device: health, edgeinfer component versions and states, latest deployment."""
+        from ..cloud.aws.progress import device_status
+        from ..cloud.aws.targets import resolve
+
+        c = clients(ctx)
+        rows = device_status(c, resolve(c, target, kind))  # type: ignore[arg-type]
+        t = Table(title=f"{target}: {len(rows)} core device(s)")
+        for col in ("device", "health", "platform", "model", "inference", "latest deployment"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r.device, r.health, r.platform, r.model or "-", r.inference or "-", r.deployment or "-")
+        console.print(t)
+
+    return app
+
+
+aws_app = build_aws_app()

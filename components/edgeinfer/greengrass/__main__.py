@@ -1,0 +1,77 @@
+"""``python -m edgeinfer.greengrass``: the process the recipe's Run lifecycle starts.
+
+Exit codes: 0 stopped (SIGTERM) or the source ended; 1 failed to start or the pipeline failed
+(UpdateState ERRORED was sent first); 2 lost the IPC connection to the nucleus.
+Logs go to stderr, which the nucleus writes to ``logs/<component>.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from ..core.errors import EdgeInferError
+from . import INFERENCE_COMPONENT
+
+log = logging.getLogger("edgeinfer.greengrass")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m edgeinfer.greengrass", description=__doc__.splitlines()[0])
+    p.add_argument("--component", default=INFERENCE_COMPONENT, help="this component's name (for the logs)")
+    p.add_argument("--model", default=None, help="model package used when the configuration sets no model.path "
+                   "(the recipe passes the model component's unpacked artifact)")
+    p.add_argument("--thing", default=os.environ.get("AWS_IOT_THING_NAME"),
+                   help="AWS IoT thing name (default: $AWS_IOT_THING_NAME, set by the nucleus)")
+    p.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between component metrics")
+    p.add_argument("--drain-timeout", type=float, default=None, help="seconds to keep delivering on stop")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.thing:
+        log.error("no thing name -> run under the Greengrass nucleus or pass --thing")
+        return 1
+    stop = threading.Event()
+    lost: list[str | None] = []
+
+    def on_disconnect(reason: str | None) -> None:
+        if not stop.is_set():
+            lost.append(reason)
+            log.error("lost the IPC connection to the nucleus: %s", reason or "closed")
+            stop.set()
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from .app import ComponentApp
+    from .ipc import connect_v2
+
+    try:
+        ipc = connect_v2(on_disconnect)
+    except EdgeInferError as exc:
+        log.error("%s", exc)
+        return 2
+    app = ComponentApp(ipc, args.thing, args.model, metrics_interval_s=args.metrics_interval)
+    try:
+        app.start()
+    except EdgeInferError as exc:
+        log.error("%s: %s", args.component, exc)
+        ipc.close()
+        return 1
+    code = app.wait(stop)
+    stop.set()
+    left = app.close(args.drain_timeout)
+    log.info("%s stopped; %d telemetry event(s) kept in the outbox for the next start", args.component, left)
+    ipc.close()
+    return 2 if lost else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Stand-ins for AWS services moto does not cover."""
