@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import cv2
 import numpy as np
 from pydantic import Field
 
@@ -73,6 +72,8 @@ class SegmentationDecoder(DecoderBase):
 def _resize_nearest(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     if mask.shape == (height, width):
         return np.ascontiguousarray(mask)
+    import cv2  # lazily: the cloud side (e.g. the rollout Lambda) reads manifests without OpenCV
+
     return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
 
 

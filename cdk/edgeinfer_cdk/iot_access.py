@@ -1,0 +1,55 @@
+"""Who the devices are and what they may do: the thing group, the IoT policies, the token exchange role.
+
+The Greengrass installer takes these names: ``--thing-group-name``, ``--thing-policy-name`` (the core
+policy), ``--tes-role-name`` / ``--tes-role-alias-name``; see docs/cdk.md. The token exchange role
+may read component artifacts (model ZIPs, runtime wheelhouses) and nothing else.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from . import s3_layout
+from .config import FleetConfig
+from .grants import allow
+from .iot_policies import core_policy, device_policy
+from .topics import TopicLayout
+
+TOKEN_LIFETIME_S = 3600
+
+
+class IotAccess(Construct):
+    def __init__(self, scope: Construct, cid: str, cfg: FleetConfig, layout: TopicLayout,
+                 artifacts: s3.IBucket) -> None:
+        super().__init__(scope, cid)
+        stack = Stack.of(self)
+
+        def arn(kind: str, name: str) -> str:
+            return stack.format_arn(service="iot", resource=kind, resource_name=name)
+
+        self.thing_group = iot.CfnThingGroup(
+            self, "ThingGroup", thing_group_name=cfg.thing_group,
+            thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
+                thing_group_description=f"edgeinfer fleet {cfg.fleet}: Greengrass cores that run edgeinfer"))
+        self.thing_group_arn = arn("thinggroup", cfg.thing_group)
+
+        self.token_exchange_role = iam.Role(
+            self, "TokenExchangeRole", assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com"),
+            description="Greengrass token exchange role: devices read component artifacts, nothing else")
+        allow(self.token_exchange_role, "ReadComponentArtifacts", ["s3:GetObject"],
+              [artifacts.arn_for_objects(p) for p in s3_layout.device_readable()],
+              why="a deployment names model ZIPs and runtime wheelhouses by content-addressed keys made at publish "
+                  "time; devices may read those two prefixes of the artifact bucket and nothing else")
+        self.role_alias = iot.CfnRoleAlias(
+            self, "TokenExchangeRoleAlias", role_alias=f"{cfg.fleet}-token-exchange",
+            role_arn=self.token_exchange_role.role_arn, credential_duration_seconds=TOKEN_LIFETIME_S)
+
+        self.device_policy = iot.CfnPolicy(self, "DevicePolicy", policy_name=f"{cfg.fleet}-device",
+                                           policy_document=device_policy(layout, arn))
+        self.core_policy = iot.CfnPolicy(
+            self, "CorePolicy", policy_name=f"{cfg.fleet}-greengrass-core",
+            policy_document=core_policy(layout, arn, cfg.core_thing_prefix, self.role_alias.attr_role_alias_arn))
