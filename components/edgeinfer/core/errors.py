@@ -36,3 +36,7 @@ class SourceError(EdgeInferError):
 
 class FrameError(EdgeInferError):
     """One frame is unreadable or the wrong size: skipped and counted, never fatal."""
+
+
+class TelemetryError(EdgeInferError):
+    """A telemetry event is invalid or too large, or a transport cannot deliver (and says why)."""

@@ -1,0 +1,171 @@
+"""The delivery thread: outbox -> packer -> transport, with exponential backoff and jitter.
+
+An event leaves the outbox only when the transport reports it acknowledged (or refused for good,
+which is logged and counted). Everything else stays and is sent again after a backoff, so
+receivers may see an event twice and dedupe by ``id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from enum import Enum
+
+from ..errors import TelemetryError
+from .config import RetryConfig, TelemetryConfig
+from .outbox import Outbox
+from .packing import Packed, Packer
+from .stats import Stats
+from .transport import SendHandle, Transport
+
+log = logging.getLogger(__name__)
+PIPELINE_DEPTH = 2  # batches in flight at once
+
+
+class Outcome(Enum):
+    IDLE = "idle"  # nothing to send
+    SENT = "sent"  # everything handed over was acknowledged or refused for good
+    FAILED = "failed"  # something is still undelivered
+    OFFLINE = "offline"
+
+
+def backoff_delay(failures: int, retry: RetryConfig, rng: random.Random) -> float:
+    """Delay before attempt ``failures + 1``: exponential, capped, with the jitter taken off the top."""
+    base = min(retry.max_s, retry.initial_s * retry.multiplier ** max(0, failures - 1))
+    return base * (1.0 - retry.jitter * rng.random())
+
+
+class Delivery:
+    def __init__(self, outbox: Outbox, transport: Transport, cfg: TelemetryConfig, stats: Stats,
+                 rng: random.Random | None = None) -> None:
+        self._outbox = outbox
+        self._transport = transport
+        self._cfg = cfg
+        self._stats = stats
+        self._packer = Packer(cfg, transport)
+        self._rng = rng or random.Random()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._last_error: str | None = None
+        self._inflight: deque[tuple[SendHandle, Packed]] = deque()
+        self._cursor: dict[int, int] = {}  # priority -> last row handed out
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="edgeinfer-telemetry-delivery", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait until the outbox is empty or ``timeout_s`` passed; return the events left."""
+        deadline = time.monotonic() + timeout_s
+        self.wake()
+        with self._progress:
+            while self._outbox.depth > 0 and self._thread is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._progress.wait(min(remaining, 0.25))
+        return self._outbox.depth
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                outcome = self.attempt()
+            except Exception as exc:  # outbox I/O errors, or a bug: must not stop delivery for good
+                if isinstance(exc, TelemetryError):
+                    log.error("%s", exc)
+                else:
+                    log.exception("telemetry delivery attempt failed")
+                self._inflight.clear()  # unsettled rows stay in the outbox and are sent again
+                self._cursor.clear()
+                outcome = Outcome.FAILED
+            if outcome is Outcome.SENT:
+                failures = 0
+            elif outcome is Outcome.IDLE:
+                failures = 0
+                self._wake.wait(1.0)
+            elif outcome is Outcome.OFFLINE:
+                self._transport.wait_connected(0.25)
+            else:
+                failures += 1
+                delay = backoff_delay(failures, self._cfg.retry, self._rng)
+                log.debug("telemetry delivery: retry %d in %.2fs (%s)", failures, delay, self._last_error)
+                self._stop.wait(delay)
+
+    def attempt(self) -> Outcome:
+        """One round: hand over the next batch, settle the oldest in flight. Public for step-by-step tests.
+
+        Up to ``PIPELINE_DEPTH`` batches are in flight, so the link never idles while acknowledgements
+        of the previous batch come back. A batch that is not fully acknowledged settles everything in
+        flight and rewinds: the next round starts again from the oldest undelivered row.
+        """
+        if not self._transport.status().connected:
+            self._rewind()
+            return Outcome.OFFLINE
+        self._wake.clear()
+        handed_over = self._submit_next()
+        if self._inflight and (not handed_over or len(self._inflight) >= PIPELINE_DEPTH):
+            if self._settle_oldest():
+                return Outcome.SENT
+            self._rewind()
+            return Outcome.FAILED
+        if handed_over:
+            return Outcome.SENT
+        self._cursor.clear()
+        return Outcome.IDLE
+
+    def _submit_next(self) -> bool:
+        records = self._outbox.peek(self._cfg.max_inflight, self._cursor)
+        if not records:
+            return False
+        for r in records:
+            self._cursor[r.priority] = max(self._cursor.get(r.priority, 0), r.n)
+        packed = self._packer.pack(records)
+        for n, reason in packed.too_large:
+            log.error("telemetry: dropped %s -> lower the event size or raise telemetry.max_payload_bytes", reason)
+            self._stats.add(rejected=self._outbox.reject([n], reason))
+        if packed.messages:
+            self._inflight.append((self._transport.submit(packed.messages, self._cfg.send_timeout_s), packed))
+        return True
+
+    def _settle_oldest(self) -> bool:
+        """Book the oldest batch in flight; False when some of it was not delivered."""
+        handle, packed = self._inflight.popleft()
+        result = handle.wait()
+        acked = [m for m in packed.messages if m.key in result.acked]
+        self._outbox.ack([n for m in acked for n in packed.rows[m.key]])
+        for key, reason in result.rejected.items():
+            m = packed.messages[key]
+            log.error("telemetry: %s refused %d %s event(s) on %s: %s -> check the broker's policy/limits "
+                      "for this topic", self._transport.describe(), m.count, m.event_type, m.topic, reason)
+            self._stats.add(rejected=self._outbox.reject(packed.rows[key], reason))
+        self._stats.add(sent_bytes=sum(len(m.payload) for m in acked), sent_messages=len(acked),
+                        sent_events=sum(m.count for m in acked))
+        with self._progress:
+            self._progress.notify_all()
+        if len(result.acked) + len(result.rejected) < len(packed.messages):
+            self._last_error = result.error
+            return False
+        return True
+
+    def _rewind(self) -> None:
+        """Settle whatever is in flight, then start again from the oldest undelivered row."""
+        while self._inflight:
+            self._settle_oldest()
+        self._cursor.clear()

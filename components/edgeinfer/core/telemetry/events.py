@@ -1,0 +1,204 @@
+"""The versioned telemetry event schema: result, summary, alert, health.
+
+Every event carries ``v`` (schema version), ``type``, ``id`` (unique message id: receivers dedupe
+by it), ``seq`` (monotonic per stream, persisted across restarts), ``device``, ``model_version`` and
+``ts`` (UTC). Payloads are compact JSON: no spaces, absent optional fields left out.
+
+The JSON Schema in ``docs/telemetry-schema.json`` is exported from these models:
+``python -m edgeinfer.core.telemetry.events docs/telemetry-schema.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+EventType = Literal["result", "summary", "alert", "health"]
+
+#: Outbox eviction order when space runs out: lowest first. Alerts go last (and are sent first).
+PRIORITY: dict[str, int] = {"result": 0, "health": 1, "summary": 2, "alert": 3}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class EventBase(_Model):
+    v: Literal[1] = Field(default=SCHEMA_VERSION, description="Schema version")
+    type: str
+    id: str = Field(default_factory=new_id, min_length=1, max_length=64, description="Unique message id; dedupe by it")
+    seq: int = Field(default=0, ge=0, description="Monotonic per stream (event type), persisted across restarts; "
+                     "0 until the outbox assigns it")
+    device: str = Field(min_length=1)
+    model_version: str
+    ts: dt.datetime = Field(default_factory=utc_now, description="UTC time the event was made")
+
+    priority: ClassVar[int] = 0
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    def with_seq(self, seq: int) -> EventBase:
+        """A copy with ``seq`` set (the outbox stamps the stored event in place instead)."""
+        return self.model_copy(update={"seq": seq})
+
+
+class Det(_Model):
+    label: str
+    score: float
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in frame pixels")
+
+
+class Cls(_Model):
+    label: str
+    score: float
+
+
+class ResultEvent(EventBase):
+    type: Literal["result"] = "result"
+    source: str
+    frame: int
+    width: int
+    height: int
+    task: str
+    detections: list[Det] | None = None
+    classes: list[Cls] | None = None
+    areas: dict[str, float] | None = Field(default=None, description="Segmentation: label -> share of the frame")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    priority: ClassVar[int] = PRIORITY["result"]
+
+
+class Percentiles(_Model):
+    p50: float
+    p95: float
+    p99: float
+
+
+class SummaryEvent(EventBase):
+    type: Literal["summary"] = "summary"
+    start: float = Field(description="Window start, frame time (seconds since the epoch)")
+    end: float = Field(description="Window end, frame time")
+    frames: int = Field(ge=0)
+    dropped: int = Field(default=0, ge=0, description="Frames skipped by the pipeline (gaps in frame indices)")
+    fps: float = Field(ge=0)
+    labels: dict[str, int] = Field(default_factory=dict, description="Detections (or top-1 classes) per label")
+    hist: list[int] = Field(default_factory=list, description="Score histogram: 10 equal bins over [0, 1]")
+    latency_ms: dict[str, Percentiles] = Field(default_factory=dict, description="Per pipeline stage")
+    results_bytes: int = Field(default=0, ge=0, description="Bytes per-frame result events would have cost")
+    raw_bytes: int = Field(default=0, ge=0, description="Bytes of the raw frames (W*H*3)")
+
+    priority: ClassVar[int] = PRIORITY["summary"]
+
+
+class Evidence(_Model):
+    source: str
+    frame: int
+    frame_ts: float
+    since_ts: float = Field(description="Frame time the matching run or window started")
+    matched: int = Field(description="Matching frames (consecutive, or in the window)")
+    considered: int = Field(description="Frames looked at (N, or frames in the window)")
+    count: int = Field(description="Matching items in the triggering frame")
+    max_score: float
+    items: list[Det | Cls] = Field(default_factory=list, description="Matching items of the triggering frame")
+
+
+class AlertEvent(EventBase):
+    type: Literal["alert"] = "alert"
+    rule: str
+    severity: Literal["info", "warning", "critical"] = "warning"
+    evidence: Evidence
+
+    priority: ClassVar[int] = PRIORITY["alert"]
+
+
+class ModelInfo(_Model):
+    name: str
+    version: str
+    sha256: str
+
+
+class BackendState(_Model):
+    backend: str
+    device: str
+    precision: str
+    requested: list[str] = Field(default_factory=list)
+    active: list[str] = Field(default_factory=list)
+
+
+class OutboxState(_Model):
+    depth: int
+    bytes: int
+    oldest_age_s: float | None = None
+    evicted: dict[str, int] = Field(default_factory=dict, description="Events evicted for space, per type")
+    rejected: int = Field(default=0, description="Events refused for good (too large, refused by the peer)")
+
+
+class TransportState(_Model):
+    transport: str
+    connected: bool
+    error: str | None = None
+    sent_events: int = 0
+    sent_bytes: int = 0
+
+
+class HealthEvent(EventBase):
+    type: Literal["health"] = "health"
+    model: ModelInfo
+    backend: BackendState
+    degraded: bool = False
+    reason: str | None = None
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    mem_percent: float | None = Field(default=None, description="System memory in use, percent")
+    temperature_c: float | None = Field(default=None, description="Hottest readable sensor, None if none")
+    queues: dict[str, int] = Field(default_factory=dict, description="Pipeline queue depths")
+    outbox: OutboxState | None = None
+    transport: TransportState | None = None
+    invalid: int = Field(default=0, description="Events that failed validation since start")
+    uptime_s: float = 0.0
+
+    priority: ClassVar[int] = PRIORITY["health"]
+
+
+TelemetryEvent = Annotated[ResultEvent | SummaryEvent | AlertEvent | HealthEvent, Field(discriminator="type")]
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(TelemetryEvent)
+
+
+def parse_event(data: bytes | str | dict[str, Any]) -> EventBase:
+    """Validate one received event (bytes/str JSON or a dict)."""
+    if isinstance(data, dict):
+        return EVENT_ADAPTER.validate_python(data)
+    return EVENT_ADAPTER.validate_json(data)
+
+
+def export_schema() -> dict[str, Any]:
+    schema = EVENT_ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"edgeinfer telemetry event, schema version {SCHEMA_VERSION}"
+    schema["description"] = ("One event per message, or a JSON array of events when batching is on "
+                             "(see docs/telemetry.md). Receivers dedupe by id.")
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(export_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates docs/telemetry-schema.json
+    Path(sys.argv[1]).write_text(schema_text())

@@ -1,0 +1,136 @@
+"""Health events: what model and backend actually run (degraded + reason), CPU, memory,
+temperature where readable, pipeline queue depths, outbox depth/age/evictions, link state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from .emitter import Emitter
+from .events import HealthEvent
+from .outbox import Outbox
+from .stats import Stats
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+QueueDepths = Callable[[], dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSample:
+    cpu_percent: float | None
+    rss_bytes: int | None
+    mem_percent: float | None
+    temperature_c: float | None
+
+
+class SystemProbe:
+    """psutil readings; every field is None where the platform cannot tell."""
+
+    def __init__(self) -> None:
+        self._proc = psutil.Process()
+        self._proc.cpu_percent(None)  # primes the counter: the next call reports since now
+
+    def sample(self) -> SystemSample:
+        return SystemSample(cpu_percent=_safe(lambda: round(self._proc.cpu_percent(None), 1)),
+                            rss_bytes=_safe(lambda: int(self._proc.memory_info().rss)),
+                            mem_percent=_safe(lambda: round(psutil.virtual_memory().percent, 1)),
+                            temperature_c=_safe(_hottest))
+
+
+def _hottest() -> float | None:
+    read = getattr(psutil, "sensors_temperatures", None)
+    temps = [t.current for sensors in (read() if read else {}).values() for t in sensors if t.current]
+    return round(max(temps), 1) if temps else None
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (OSError, psutil.Error, AttributeError, ValueError):
+        return None
+
+
+class HealthReporter:
+    def __init__(self, emitter: Emitter, outbox: Outbox | None, transport: Transport | None, stats: Stats,
+                 interval_s: float, probe: SystemProbe | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._emitter = emitter
+        self._outbox = outbox
+        self._transport = transport
+        self._stats = stats
+        self._interval_s = interval_s
+        self._probe = probe or SystemProbe()
+        self._clock = clock
+        self._started = clock()
+        self._queue_depths: QueueDepths | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def set_queue_depths_provider(self, fn: QueueDepths | None) -> None:
+        self._queue_depths = fn
+
+    def build(self) -> HealthEvent | None:
+        ctx = self._emitter.ctx
+        info = ctx.backend
+        sample = self._probe.sample()
+        snap = self._stats.snapshot()
+        fields: dict[str, Any] = {
+            "model": {"name": ctx.model_name, "version": ctx.model_version, "sha256": ctx.model_sha256},
+            "backend": {"backend": info.backend, "device": info.device, "precision": info.precision,
+                        "requested": list(info.requested), "active": list(info.active)},
+            "degraded": info.degraded, "reason": info.reason,
+            "cpu_percent": sample.cpu_percent, "rss_bytes": sample.rss_bytes, "mem_percent": sample.mem_percent,
+            "temperature_c": sample.temperature_c, "queues": self._depths(),
+            "invalid": snap.invalid, "uptime_s": round(self._clock() - self._started, 1),
+        }
+        if self._outbox is not None:
+            o = self._outbox.stats()
+            fields["outbox"] = {"depth": o.depth, "bytes": o.bytes, "oldest_age_s": o.oldest_age_s,
+                                "evicted": o.evicted, "rejected": o.rejected}
+        if self._transport is not None:
+            link = self._transport.status()
+            fields["transport"] = {"transport": self._transport.describe(), "connected": link.connected,
+                                   "error": link.error, "sent_events": snap.sent_events, "sent_bytes": snap.sent_bytes}
+        return self._emitter.build(HealthEvent, **fields)
+
+    def emit(self) -> HealthEvent | None:
+        event = self.build()
+        if event is None:
+            return None
+        stored = self._emitter.emit(event)
+        return None if stored is None else stored.event  # type: ignore[return-value]
+
+    def _depths(self) -> dict[str, int]:
+        if self._queue_depths is None:
+            return {}
+        try:
+            return {str(k): int(v) for k, v in self._queue_depths().items()}
+        except Exception as exc:  # the provider belongs to the pipeline: never let it break health
+            log.warning("queue depth provider failed: %s", exc)
+            return {}
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="edgeinfer-telemetry-health", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.emit()
+            except Exception:
+                log.exception("health event failed")

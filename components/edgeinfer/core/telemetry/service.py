@@ -1,0 +1,148 @@
+"""TelemetryService: the one object the CLI and the adapters wire in.
+
+```python
+service = TelemetryService.from_config(cfg, ctx)      # transport from cfg.telemetry.transport
+service.set_queue_depths_provider(pipeline.queue_depths)
+service.start()                                      # delivery, health and hook threads
+pipeline.run(sinks=[..., service.sink])              # sink.close() flushes the last window + health
+left = service.drain(cfg.telemetry.drain_timeout_s)  # events still in the outbox for the next start
+service.close()
+```
+
+Transport ``none``: no outbox and nothing sent; rules, hooks, listeners and byte counts still work.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..config import EdgeInferConfig
+from ..errors import TelemetryError
+from ..rules.actions import ActionOutcome, ActionRunner
+from ..rules.config import RuleConfig
+from ..rules.engine import RuleEngine
+from ..sinks.base import RunContext
+from .config import TelemetryConfig
+from .delivery import Delivery
+from .emitter import Emitter, Listener
+from .events import PRIORITY
+from .health import HealthReporter, QueueDepths, SystemProbe
+from .outbox import Outbox, OutboxStats
+from .registry import open_transport
+from .sink import TelemetrySink
+from .stats import Stats, StatsSnapshot
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+OUTBOX_FILE = "outbox.db"
+
+
+class TelemetryService:
+    def __init__(self, cfg: TelemetryConfig, ctx: RunContext, rules: list[RuleConfig],
+                 outbox: Outbox | None, transport: Transport | None, probe: SystemProbe | None = None) -> None:
+        if (outbox is None) != (transport is None):
+            raise TelemetryError("a telemetry outbox needs a transport and a transport needs an outbox",
+                                 "pass both, or neither for transport 'none'")
+        self.cfg = cfg
+        self.outbox = outbox
+        self.transport = transport
+        self.stats = Stats()
+        self._delivery = Delivery(outbox, transport, cfg, self.stats) if outbox and transport else None
+        self._emitter = Emitter(cfg, ctx, outbox, self.stats, self._delivery.wake if self._delivery else lambda: None)
+        for event_type in PRIORITY:  # a bad topic template or device id fails here, not mid-run
+            self._emitter.topic(event_type)
+        self._actions = ActionRunner(self._on_action)
+        self._health = HealthReporter(self._emitter, outbox, transport, self.stats, cfg.health_interval_s, probe)
+        self.sink = TelemetrySink(cfg, self._emitter, RuleEngine(rules), self._actions, self._health, self.stats)
+        self._started = False
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, cfg: EdgeInferConfig, ctx: RunContext, transport: Transport | None = None,
+                    probe: SystemProbe | None = None) -> TelemetryService:
+        """Build from the one config. ``transport`` overrides ``cfg.telemetry.transport`` (adapters pass theirs)."""
+        tcfg = cfg.telemetry
+        if transport is None:
+            transport = open_transport(tcfg.transport, tcfg, ctx.device_id)
+        outbox = None
+        if transport is not None:
+            limit = min(tcfg.max_payload_bytes, transport.max_payload_bytes or tcfg.max_payload_bytes)
+            try:
+                outbox = Outbox(cfg.resolved_state_dir() / OUTBOX_FILE, tcfg.max_outbox_bytes, limit, tcfg.fsync)
+            except TelemetryError:
+                transport.close()
+                raise
+            if outbox.depth:
+                log.info("telemetry outbox holds %d events from an earlier run; sending them first", outbox.depth)
+        return cls(tcfg, ctx, cfg.rules, outbox, transport, probe)
+
+    # -- wiring ----------------------------------------------------------------------------------
+    def set_queue_depths_provider(self, fn: QueueDepths | None) -> None:
+        """``fn() -> {"queue name": depth}``, read for every health event."""
+        self._health.set_queue_depths_provider(fn)
+
+    def add_listener(self, fn: Listener) -> None:
+        """``fn(event)`` after each event is stored (e.g. the CLI printing alerts)."""
+        self._emitter.add_listener(fn)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.transport is not None:
+            self.transport.open()
+        if self._delivery is not None:
+            self._delivery.start()
+        self._actions.start()
+        self._health.emit()
+        self._health.start()
+
+    def emit_health(self) -> None:
+        """A health event now (besides the periodic ones)."""
+        self._health.emit()
+
+    def drain(self, timeout_s: float | None = None) -> int:
+        """Deliver for up to ``timeout_s`` (default ``drain_timeout_s``); return the events left."""
+        if self._delivery is None or self.outbox is None:
+            return 0
+        timeout = self.cfg.drain_timeout_s if timeout_s is None else timeout_s
+        left = self._delivery.drain(timeout)
+        if left:
+            o = self.outbox.stats()
+            log.warning("telemetry: %d events (%d bytes, oldest %.0fs) not delivered within %.0fs; "
+                        "they stay in %s for the next start", left, o.bytes, o.oldest_age_s or 0, timeout,
+                        self.outbox.path)
+        return left
+
+    def close(self) -> None:
+        """Stop the threads and release transport and outbox. Call ``drain`` first to deliver what is left."""
+        if self._closed:
+            return
+        self._closed = True
+        self._health.stop()
+        self._actions.close()
+        if self._delivery is not None:
+            self._delivery.stop()
+        if self.transport is not None:
+            self.transport.close()
+        if self.outbox is not None:
+            self.outbox.close()
+
+    # -- reporting -------------------------------------------------------------------------------
+    def snapshot(self) -> StatsSnapshot:
+        return self.stats.snapshot()
+
+    def outbox_stats(self) -> OutboxStats | None:
+        return None if self.outbox is None else self.outbox.stats()
+
+    def _on_action(self, outcome: ActionOutcome) -> None:
+        self.stats.action(f"{outcome.action}_{'ok' if outcome.ok else 'failed'}")
+
+    def __enter__(self) -> TelemetryService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,63 @@
+"""Counters shared by the sink, the delivery thread and health: bytes sent vs what results and raw
+frames would have cost, events made per type, invalid events, actions run."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    frames: int
+    raw_bytes: int  # W*H*3 of every frame seen
+    results_bytes: int  # what one result event per frame costs (actual in results mode)
+    sent_bytes: int  # payload bytes acknowledged by the transport (after gzip)
+    sent_messages: int
+    sent_events: int
+    emitted: dict[str, int]
+    invalid: int
+    rejected: int
+    actions: dict[str, int]
+
+    def saving_vs_results(self) -> float | None:
+        return None if not self.results_bytes else 1.0 - self.sent_bytes / self.results_bytes
+
+    def saving_vs_raw(self) -> float | None:
+        return None if not self.raw_bytes else 1.0 - self.sent_bytes / self.raw_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__slots__}
+        d["saving_vs_results"] = self.saving_vs_results()
+        d["saving_vs_raw"] = self.saving_vs_raw()
+        return d
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n: Counter[str] = Counter()
+        self._emitted: Counter[str] = Counter()
+        self._actions: Counter[str] = Counter()
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            self._n.update(amounts)
+
+    def emitted(self, event_type: str, n: int = 1) -> None:
+        with self._lock:
+            self._emitted[event_type] += n
+
+    def action(self, name: str) -> None:
+        with self._lock:
+            self._actions[name] += 1
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
+            n = self._n
+            return StatsSnapshot(frames=n["frames"], raw_bytes=n["raw_bytes"], results_bytes=n["results_bytes"],
+                                 sent_bytes=n["sent_bytes"], sent_messages=n["sent_messages"],
+                                 sent_events=n["sent_events"], emitted=dict(self._emitted), invalid=n["invalid"],
+                                 rejected=n["rejected"], actions=dict(self._actions))
