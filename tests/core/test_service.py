@@ -107,3 +107,32 @@ def test_task_change_to_another_kind_of_model(tmp_path: Path, demo_media: tuple[
         assert svc.stats()["frames"] == 5 and svc.stats()["model"]["task"] == "classification"
     finally:
         svc.stop(0)
+
+
+def test_telemetry_follows_a_hot_model_swap(tmp_path: Path, demo_media: tuple[Path, Path]) -> None:
+    import json
+
+    old_pkg = make_colour_model(tmp_path / "old")
+    new_pkg = make_colour_model(tmp_path / "new", version="2.0.0")
+    events = tmp_path / "events.jsonl"
+    cfg = EdgeInferConfig(model={"path": str(old_pkg)}, source={"uri": str(demo_media[1]), "loop": True},
+                          telemetry={"transport": f"file:{events}", "mode": "results"})
+    svc = InferenceService(cfg)
+    svc.start()
+    try:
+        assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
+        svc.reload_model(str(new_pkg))
+        frames = svc.stats()["frames"]
+        assert wait_for(lambda: svc.stats()["frames"] > frames + 5)
+        svc.apply_patch({"pipeline": {"queue_size": 8}})  # a restart keeps the same telemetry service
+        assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
+    finally:
+        assert svc.stop(10) == 0
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    results = [e for e in lines if e["type"] == "result"]
+    versions = [e["model_version"] for e in results]
+    cut = versions.index("2.0.0")
+    assert set(versions[:cut]) == {"1.0.0"} and set(versions[cut:]) == {"2.0.0"}  # exact, no mix after the swap
+    seqs = [e["seq"] for e in results]
+    assert seqs == list(range(1, len(seqs) + 1))  # one gap-free stream across the swap and the restart
+    assert any(e["type"] == "health" and e["model_version"] == "2.0.0" for e in lines)

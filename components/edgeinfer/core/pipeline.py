@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,13 @@ class _Item:
 
 class Pipeline:
     def __init__(self, model: LoadedModel, source: Source, sinks: list[Sink], config: PipelineConfig | None = None,
-                 max_frames: int | None = None, keep_images: bool = True) -> None:
+                 max_frames: int | None = None, keep_images: bool = True,
+                 on_model_change: Callable[[LoadedModel], None] | None = None) -> None:
         self.model, self.source, self.sinks = model, source, sinks
         self.cfg = config or PipelineConfig()
         self.max_frames = max_frames
         self.keep_images = keep_images
+        self.on_model_change = on_model_change  # called on the sink thread before the new model's first result
         self.stats = StageStats()
         self.frames = 0
         self.bad_frames = 0
@@ -232,9 +235,12 @@ class Pipeline:
         model = it.model
         assert model is not None
         if model is not self._posted_model:
+            first = self._posted_model is None
             self._posted_model = model
             if self._retired:
                 self._close_retired(keep=model)
+            if not first and self.on_model_change is not None:
+                self.on_model_change(model)
         t0 = time.perf_counter()
         output = model.decoder.decode(it.outputs, it.transform, model.labels)
         t1 = time.perf_counter()

@@ -33,6 +33,7 @@ from .sources import Source, open_source
 log = logging.getLogger(__name__)
 
 _RESTART_SECTIONS = ("source", "pipeline", "output", "max_frames", "telemetry", "rules", "device_id", "state_dir")
+_TELEMETRY_SECTIONS = ("telemetry", "rules", "device_id", "state_dir")
 _MODEL_KEYS = ("path", "task", "warmup_runs")
 
 
@@ -186,12 +187,19 @@ class InferenceService:
             sinks.append(self._telemetry.sink)
         return sinks + self._extra_sinks
 
-    def context(self) -> RunContext:
-        assert self._model is not None
-        m = self._model.package.manifest
+    def context(self, model: LoadedModel | None = None) -> RunContext:
+        model = model or self._model
+        assert model is not None
+        m = model.package.manifest
         return RunContext(device_id=self.config.device_id, model_name=m.name, model_version=m.version,
-                          model_sha256=self._model.package.model_sha256, task=m.task, labels=m.labels,
-                          backend=self._model.backend.info)
+                          model_sha256=model.package.model_sha256, task=m.task, labels=m.labels,
+                          backend=model.backend.info)
+
+    def _model_changed(self, model: LoadedModel) -> None:
+        """The first frame of a swapped-in model is about to reach the sinks: telemetry follows it exactly."""
+        if self._telemetry is not None:
+            self._telemetry.sink.start(self.context(model))
+            self._telemetry.emit_health()
 
     def _start_pipeline(self, cfg: EdgeInferConfig, source: Source | None) -> None:
         assert self._model is not None and source is not None
@@ -202,7 +210,8 @@ class InferenceService:
         for s in sinks:
             s.start(ctx)
         pipe = Pipeline(self._model, source, sinks, cfg.pipeline, cfg.max_frames,
-                        keep_images=any(isinstance(s, AnnotatedFramesSink) for s in sinks))
+                        keep_images=any(isinstance(s, AnnotatedFramesSink) for s in sinks),
+                        on_model_change=self._model_changed)
         if self._telemetry is not None and hasattr(self._telemetry, "set_queue_depths_provider"):
             self._telemetry.set_queue_depths_provider(pipe.queue_depths)
         self._pipeline = pipe
@@ -235,7 +244,8 @@ class InferenceService:
 
     def _restart_pipeline(self, cfg: EdgeInferConfig, source: Source | None) -> None:
         self._stop_pipeline()
-        self._stop_telemetry(0.0)
+        if any(getattr(cfg, k) != getattr(self.config, k) for k in _TELEMETRY_SECTIONS):
+            self._stop_telemetry(0.0)  # the outbox keeps what was not sent; the new service sends it
         self._start_pipeline(cfg, source if source is not None else self._open_source(cfg))
 
     # -- telemetry ---------------------------------------------------------------------------------
