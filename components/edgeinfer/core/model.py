@@ -59,7 +59,13 @@ class LoadedModel:
 
 
 def resolve_package(path: str | Path, task: str | None = None, cache: Path | None = None) -> ModelPackage:
-    """A package folder/zip, or a bare model file imported on the fly (``task`` needed)."""
+    """A package folder/zip, ``zoo:NAME`` (fetched once into the cache), or a bare model file imported on
+    the fly (``task`` needed)."""
+    if isinstance(path, str) and path.startswith("zoo:"):
+        from .config import cache_dir
+        from .zoo import fetch_package
+
+        return load_package(fetch_package(path.removeprefix("zoo:"), cache or cache_dir(), log.info), cache=cache)
     p = Path(path).expanduser()
     if p.is_file() and p.suffix.lower() in FORMAT_BY_SUFFIX:
         if not task:

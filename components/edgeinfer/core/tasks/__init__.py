@@ -9,6 +9,7 @@ from pydantic import Field
 from .base import DecoderBase
 from .boxes_scores import BoxesScoresDecoder
 from .classification import ClassificationDecoder
+from .picodet import PicoDetDecoder
 from .segmentation import SegmentationDecoder
 from .ssd import SsdAnchorDecoder
 from .yolo import YoloV5Decoder, YoloV8Decoder
@@ -16,7 +17,7 @@ from .yolo import YoloV5Decoder, YoloV8Decoder
 DecoderConfig = Annotated[
     Union[  # noqa: UP007 - pydantic discriminated unions read clearer this way
         SsdAnchorDecoder, YoloV5Decoder, YoloV8Decoder, BoxesScoresDecoder,
-        ClassificationDecoder, SegmentationDecoder,
+        ClassificationDecoder, SegmentationDecoder, PicoDetDecoder,
     ],
     Field(discriminator="type"),
 ]
@@ -25,5 +26,5 @@ TASKS = ("detection", "classification", "segmentation")
 
 __all__ = [
     "TASKS", "BoxesScoresDecoder", "ClassificationDecoder", "DecoderBase", "DecoderConfig",
-    "SegmentationDecoder", "SsdAnchorDecoder", "YoloV5Decoder", "YoloV8Decoder",
+    "PicoDetDecoder", "SegmentationDecoder", "SsdAnchorDecoder", "YoloV5Decoder", "YoloV8Decoder",
 ]
