@@ -22,6 +22,7 @@ from .config import EdgeInferConfig, PipelineConfig
 from .model import LoadedModel, load_model, resolve_package
 from .pipeline import Pipeline
 from .sources import MemorySource
+from .tuning import tune_threads
 
 Progress = Callable[[str], None]
 
@@ -35,13 +36,14 @@ class BenchResult:
     edgeinfer_ms: list[float] = field(default_factory=list)
     sequential: dict[str, Any] = field(default_factory=dict)
     pipelined: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # intra-op threads set explicitly (None = the runtime's default)
 
     def report(self) -> dict[str, Any]:
         bare = float(np.median(self.bare_ms))
         ei = float(np.median(self.edgeinfer_ms))
         p = self.pipelined
         return {
-            "model": self.model, "backend": self.backend, "frames": self.frames,
+            "model": self.model, "backend": self.backend, "frames": self.frames, "threads": self.threads,
             "bare_p50_ms": round(bare, 3), "bare_p99_ms": round(float(np.percentile(self.bare_ms, 99)), 3),
             "edgeinfer_p50_ms": round(ei, 3), "pipeline_p50_ms": round(ei, 3),
             "overhead_ratio": round(ei / bare, 4),
@@ -98,10 +100,14 @@ def run_benchmark(cfg: EdgeInferConfig, frames: int = 200, rounds: int = 5, prog
     model = load_model(package, cfg.backend, cfg.model.score_threshold, max_batch=1)
     try:
         model.warmup(max(5, cfg.model.warmup_runs))
+        model = tune_threads(model, cfg)  # what `edgeinfer run` would run with
         imgs = images or _images()
         tensors = [model.preprocessor(img)[0][None] for img in imgs]
         call = bare_call(model)
         result = BenchResult(package.manifest.name, model.backend.info.summary(), frames)
+        if model.backend.name == "onnxruntime":
+            opts = model.backend.session.get_session_options()  # type: ignore[attr-defined]
+            result.threads = opts.intra_op_num_threads or None
         per_round = max(1, frames // rounds)
         seq_cfg = PipelineConfig(mode="sequential")
         seq: Pipeline | None = None

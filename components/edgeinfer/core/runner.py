@@ -15,6 +15,7 @@ from .pipeline import Pipeline
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, JsonlSink, write_json_atomic
 from .sources import ChainSource, Source, open_source
+from .tuning import tune_threads
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def prepare(config: EdgeInferConfig, extra_sinks: list[Sink] | None = None, prog
     try:
         t2 = time.perf_counter()
         model.warmup(config.model.warmup_runs)
+        model = tune_threads(model, config)
         t3 = time.perf_counter()
         s = config.source
         source = open_source(s.uri, s.live, s.loop, s.fps) if s.uri else demo_source(progress)

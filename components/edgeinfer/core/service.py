@@ -29,6 +29,7 @@ from .runner import demo_model_path, demo_source
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, JsonlSink
 from .sources import Source, open_source
+from .tuning import tune_threads
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,10 @@ class InferenceService:
         model = load_model(package, cfg.backend, cfg.model.score_threshold, cfg.pipeline.max_batch)
         try:
             model.warmup(cfg.model.warmup_runs)
+            return tune_threads(model, cfg)
         except BaseException:
             model.close()
             raise
-        return model
 
     # -- pipeline ----------------------------------------------------------------------------------
     def _open_source(self, cfg: EdgeInferConfig) -> Source:

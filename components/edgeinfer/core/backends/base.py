@@ -33,7 +33,10 @@ class BackendOptions(BaseModel):
     int8_calibration_table: str | None = None
     edgetpu_device: str | None = Field(default=None, description="Edge TPU to open: usb, usb:0, pci:0 (None = any)")
     edgetpu_library: str = "libedgetpu.so.1"
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for inference (None = runtime default)")
+    threads: int | None = Field(default=None, ge=1,
+                                description="CPU threads for inference. None = auto: the runtime's default, "
+                                   "or one core left to the other pipeline stages on a 2-4 core host when "
+                                   "preprocessing costs >= 25% of an inference")
     gpu_id: int = Field(default=0, ge=0)
 
 

@@ -1,0 +1,43 @@
+"""Thread tuning: leave a core to the other stages only when they would contend with inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from edgeinfer.core import tuning
+from edgeinfer.core.config import EdgeInferConfig
+from edgeinfer.core.model import load_model
+from edgeinfer.core.modelpkg import load_package
+
+
+@pytest.mark.parametrize("pre, infer, cores, want", [
+    (1.2, 3.0, 2, 1),      # the demo model on 2 cores: preprocessing is 40% of an inference
+    (3.0, 66.0, 2, None),  # a heavy model: keep every thread for inference
+    (1.2, 3.0, 4, 3),
+    (1.2, 3.0, 16, None),  # a big host has cores to spare
+    (1.2, 3.0, 1, None),
+])
+def test_recommended_threads(pre: float, infer: float, cores: int, want: int | None) -> None:
+    assert tuning.recommended_threads(pre, infer, cores) == want
+
+
+def threads_of(model) -> int:
+    return model.backend.session.get_session_options().intra_op_num_threads
+
+
+def test_small_model_on_two_cores_gets_one_thread(demo_pkgs: tuple[Path, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "usable_cores", lambda: 2)
+    monkeypatch.setattr(tuning, "recommended_threads", lambda pre, inf, cores: 1 if pre > 0 and inf > 0 else None)
+    model = load_model(load_package(demo_pkgs[0]))
+    tuned = tuning.tune_threads(model, EdgeInferConfig())
+    assert tuned is not model and threads_of(tuned) == 1 and model.backend.session is None  # old one closed
+    tuned.close()
+
+
+def test_explicit_threads_and_sequential_mode_are_left_alone(demo_pkgs: tuple[Path, Path]) -> None:
+    for cfg in (EdgeInferConfig(backend={"threads": 2}), EdgeInferConfig(pipeline={"mode": "sequential"})):
+        model = load_model(load_package(demo_pkgs[0]), cfg.backend)
+        assert tuning.tune_threads(model, cfg) is model
+        model.close()
