@@ -5,6 +5,7 @@ Run lifecycle as a real process.
 What is simulated: the Install step's result (a ``venv-<version>`` whose python is this test
 environment's, plus the marker its Skipif checks), because the real step needs the runtime
 wheelhouse. Everything after it (Skipif, Setenv, recipe variables, the Run script) is the recipe's.
+test_runtime_bundle.py runs the real Install step against a real runtime bundle instead.
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from edgeinfer import __version__
 from edgeinfer.cloud.aws import registry
 from edgeinfer.cloud.aws.errors import ArtifactError, ComponentError, RegistryError
 from edgeinfer.cloud.aws.publish import publish
 from edgeinfer.cloud.aws.s3store import parse_s3_uri
+from edgeinfer.greengrass.bundle import MANIFEST_NAME, BundleManifest
 from edgeinfer.greengrass.errors import RecipeError
 from edgeinfer.greengrass.recipes.platforms import PLATFORMS, runtime_artifact_name
 
@@ -22,13 +24,15 @@ GROUP = "faces"
 
 
 def runtime_dir(tmp_path: Path) -> Path:
-    """Stand-in wheelhouse ZIPs (the control plane only needs them to exist in S3)."""
+    """Stand-in runtime bundles: a manifest and no wheels (the control plane only needs them in S3; the real
+    bundle and its Install step are tested in test_runtime_bundle.py)."""
     d = tmp_path / "runtime"
     d.mkdir(parents=True)
     for p in PLATFORMS:
-        name = runtime_artifact_name(p)
-        with zipfile.ZipFile(d / name, "w") as zf:
-            zf.writestr(zipfile.ZipInfo(f"{name.removesuffix('.zip')}/README", (1980, 1, 1, 0, 0, 0)), p.key)
+        manifest = BundleManifest(platform=p.key, python="3.11", glibc="2.28", extras=p.extras.split(","),
+                                  edgeinfer_version=__version__, wheels=[])
+        with zipfile.ZipFile(d / runtime_artifact_name(p), "w") as zf:
+            zf.writestr(zipfile.ZipInfo(MANIFEST_NAME, (1980, 1, 1, 0, 0, 0)), manifest.to_json())
     return d
 
 

@@ -88,8 +88,9 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
                 version: Annotated[int | None, typer.Option(help="Registry version (default: newest Approved)")]
                 = None,
                 inference_version: Annotated[str, typer.Option(help="Inference component version")] = __version__,
-                runtime_dir: Annotated[Path | None, typer.Option(help="Folder with edgeinfer-runtime-<platform>.zip "
-                                                                 "wheelhouses to upload for a new inference "
+                runtime_dir: Annotated[Path | None, typer.Option(help="Folder with the runtime bundles "
+                                                                 "(edgeinfer greengrass bundle) to upload, "
+                                                                 "content-addressed, for a new inference "
                                                                  "version")] = None,
                 model_only: Annotated[bool, typer.Option(help="Create the model component only")] = False,
                 platform: Annotated[list[str] | None, typer.Option(help="Only these platforms in a new inference "
@@ -99,8 +100,9 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
         from ..cloud.aws.publish import publish as do_publish
         from ..greengrass.recipes.platforms import select
 
-        out = do_publish(clients(ctx), group, bucket, version, inference_version, not model_only, runtime_dir,
-                         select(platform))
+        with console.status("publishing") as status:
+            out = do_publish(clients(ctx), group, bucket, version, inference_version, not model_only, runtime_dir,
+                             select(platform), progress=lambda msg: status.update(msg))
         console.print(f"[green]published[/] {group} v{out.registry.version} as {out.model_component} "
                       f"{out.model_version}" + (f"; {out.inference_component} {out.inference_version}"
                                                 if out.inference_component else ""))

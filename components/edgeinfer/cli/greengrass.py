@@ -1,4 +1,5 @@
-"""`edgeinfer greengrass render|validate`: component recipes, checked before they leave the machine."""
+"""`edgeinfer greengrass render|validate|bundle`: component recipes, checked before they leave the machine, and
+the inference component's runtime bundles."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import __version__
 from ..greengrass import INFERENCE_COMPONENT, model_component_name
 from ..greengrass.recipes import (
     InferenceOptions,
@@ -15,13 +17,16 @@ from ..greengrass.recipes import (
     recipe_filename,
     render_inference,
     render_model,
+    runtime_artifact_key,
     write_recipes,
 )
-from ..greengrass.recipes.platforms import PLATFORMS, select
+from ..greengrass.recipes.platforms import PLATFORMS, runtime_artifact_name, select
 from ..greengrass.recipes.schema import check_schema, find_schema
+from .bundle import bundle
 from .common import console, setup_logging
 
 greengrass_app = typer.Typer(no_args_is_help=True)
+greengrass_app.command()(bundle)
 
 
 def _schema_check(recipe: dict[str, Any], schema: Path | None) -> str:
@@ -51,12 +56,16 @@ def render(
     name: Annotated[str, typer.Option(help="Inference component name")] = INFERENCE_COMPONENT,
     schema: Annotated[Path | None, typer.Option(help="Greengrass recipe JSON schema (GDK's recipe_schema.json)")]
     = None,
+    runtime_dir: Annotated[Path | None, typer.Option(help="Folder with the runtime bundles (edgeinfer greengrass "
+                                                     "bundle): their artifact URIs become content-addressed")] = None,
 ) -> None:
     """Render the component recipes; each passes the project's checks (and the schema when found)."""
     from ..greengrass.artifacts import build_model_artifact
+    from ..greengrass.bundle import runtime_digests
 
     setup_logging("WARNING")
     platforms = select(platform)
+    digests = runtime_digests(runtime_dir, platforms, __version__) if runtime_dir is not None else {}
     recipes: list[dict[str, Any]] = []
     if model_package is not None:
         tmp_zip = out / "artifacts" / ".model.zip"
@@ -70,8 +79,13 @@ def render(
                       soft_wrap=True)
         recipes.append(mrecipe)
     opts = InferenceOptions(version=version, bucket=bucket, model=model or "blazeface-full-range",
-                            model_range=model_range, component_name=name)
+                            model_range=model_range, component_name=name, runtime_sha256=digests)
     recipes.insert(0, render_inference(opts, platforms))
+    for p in platforms:
+        artifact = runtime_artifact_name(p)
+        where = runtime_dir / artifact if runtime_dir is not None else f"{artifact} (edgeinfer greengrass bundle)"
+        console.print(f"runtime [bold]{where}[/] -> upload to s3://{bucket}/"
+                      f"{runtime_artifact_key(version, p, digests.get(p.key))}", soft_wrap=True)
     checked = [_schema_check(r, schema) for r in recipes]
     for path, how in zip(write_recipes(recipes, out), checked, strict=True):
         console.print(f"[green]ok[/] {path} ({path.stat().st_size} bytes; {how})", soft_wrap=True)

@@ -16,8 +16,9 @@ from .recipes.info import ModelPackageInfo
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def zip_package(package_dir: Path, out_zip: Path) -> Path:
-    """Zip a package folder (manifest.yaml at the top of the archive), byte-for-byte reproducibly."""
+def zip_package(package_dir: Path, out_zip: Path, store: tuple[str, ...] = ()) -> Path:
+    """Zip a folder (its files at the top of the archive), byte-for-byte reproducibly. Files whose names end
+    with one of ``store`` (already compressed, e.g. ``.whl``) are stored as they are."""
     files = sorted(p for p in package_dir.rglob("*") if p.is_file())
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_zip.with_name(out_zip.name + ".partial")
@@ -25,7 +26,7 @@ def zip_package(package_dir: Path, out_zip: Path) -> Path:
         for f in files:
             info = zipfile.ZipInfo(f.relative_to(package_dir).as_posix(), date_time=_EPOCH)
             info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if f.name.endswith(store) else zipfile.ZIP_DEFLATED
             with f.open("rb") as src, zf.open(info, "w") as dst:
                 while block := src.read(1 << 20):
                     dst.write(block)

@@ -8,16 +8,19 @@ version. Artifacts named by a recipe must be in S3 first (Greengrass reads them 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from botocore.exceptions import ClientError
 
+from ...core.modelpkg import sha256_file
 from ...greengrass.recipes import check_recipe, to_yaml
 from ...greengrass.recipes.platforms import PLATFORMS, runtime_artifact_name
+from ...greengrass.recipes.render import SHA256
 from .clients import AwsClients
-from .errors import ComponentError, client_error, is_not_found
+from .errors import ArtifactError, ComponentError, client_error, is_not_found
 from .ledger import Ledger
 from .s3store import head, parse_s3_uri, put_immutable
 
@@ -81,17 +84,23 @@ def create_component(clients: AwsClients, recipe: dict[str, Any], ledger: Ledger
     return str(made["arn"])
 
 
-def upload_runtime(clients: AwsClients, recipe: dict[str, Any], runtime_dir: Path, ledger: Ledger) -> None:
-    """Upload the runtime wheelhouse ZIPs the inference recipe names (immutable keys)."""
+def upload_runtime(clients: AwsClients, recipe: dict[str, Any], runtime_dir: Path, ledger: Ledger,
+                   progress: Callable[[str], None] = lambda _: None) -> None:
+    """Upload the runtime bundle ZIPs the inference recipe names, each to its immutable key. A content-addressed
+    key (``.../<sha256>/<file>``) must name the local file's sha256: a bundle rebuilt since rendering is refused."""
     wanted = {a["URI"] for m in recipe["Manifests"] for a in m.get("Artifacts", [])}
     names = {runtime_artifact_name(p) for p in PLATFORMS}
     for uri in sorted(wanted):
-        filename = uri.rsplit("/", 1)[-1]
+        address, filename = uri.rsplit("/", 2)[-2:]
         local = runtime_dir / filename
         if filename not in names:
             continue
         if not local.is_file():
             raise ComponentError(f"{local} is missing (the recipe names {uri})",
-                                 "build the runtime wheelhouse ZIP for every platform rendered, or limit --platform")
+                                 "build the runtime bundle for every platform rendered, or limit --platform")
+        if SHA256.fullmatch(address) and sha256_file(local) != address:
+            raise ArtifactError(f"{local} is not the bundle the recipe was rendered from (sha256 {address[:12]}…)",
+                                "render (or publish) again from the bundles as they are now")
+        progress(f"uploading {filename} ({local.stat().st_size / 1e6:.1f} MB)")
         stored = put_immutable(clients.s3, *parse_s3_uri(uri), local)
         (ledger.add if stored.created else ledger.reuse)(f"artifact {stored.uri}")

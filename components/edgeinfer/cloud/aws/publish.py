@@ -4,8 +4,10 @@
 2. repackage: verify the package, version it ``N.0.0``, ZIP it (reproducibly);
 3. upload the ZIP under a content-addressed key; create ``com.edgeinfer.Model.<group>`` N.0.0;
 4. when needed, create the inference component version that depends on it (rendered from the one
-   template; its runtime wheelhouse ZIPs uploaded from ``--runtime-dir``). "Needed" = that version
-   does not exist yet; if it exists it must already accept this model, else the error says to bump it.
+   template). With ``--runtime-dir`` its runtime bundles (``edgeinfer greengrass bundle``) are checked
+   (platform, edgeinfer version) and uploaded under content-addressed keys
+   (``edgeinfer/runtime/<sha256>/edgeinfer-runtime-<platform>.zip``) that the recipe names. "Needed" = that
+   version does not exist yet; if it exists it must already accept this model, else the error says to bump it.
 A failure reports what was created before it (content-addressed uploads are safe to keep and reuse).
 """
 
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ... import __version__
 from ...greengrass import INFERENCE_COMPONENT, model_component_name
+from ...greengrass.bundle import runtime_digests
 from ...greengrass.recipes import InferenceOptions, model_artifact_key, render_inference, render_model
 from ...greengrass.recipes.platforms import PLATFORMS, Platform
 from ...greengrass.recipes.semver import VersionRange
@@ -58,7 +62,8 @@ def _check_existing_inference(recipe: dict, model_component: str, model_version:
 def publish(clients: AwsClients, group: str, bucket: str, version: int | None = None,
             inference_version: str = __version__, inference: bool = True, runtime_dir: Path | None = None,
             platforms: tuple[Platform, ...] = PLATFORMS, model_range: str = ">=1.0.0",
-            inference_name: str = INFERENCE_COMPONENT) -> Published:
+            inference_name: str = INFERENCE_COMPONENT, progress: Callable[[str], None] = lambda _: None
+            ) -> Published:
     ledger = Ledger()
     entry = find(clients, group, version)
     if not entry.data_url:
@@ -67,6 +72,7 @@ def publish(clients: AwsClients, group: str, bucket: str, version: int | None = 
     account = clients.account()
     with tempfile.TemporaryDirectory(prefix="edgeinfer-publish-") as tmp, reported(ledger, "publish"):
         work = Path(tmp)
+        progress(f"downloading {group} v{entry.version} from {entry.data_url}")
         tarball = download(clients.s3, entry.data_url, work / "model.tar.gz")
         zip_path, info = repackage(tarball, entry, work)
         stored = put_immutable(clients.s3, bucket, model_artifact_key(group, info.zip_sha256), zip_path)
@@ -82,11 +88,13 @@ def publish(clients: AwsClients, group: str, bucket: str, version: int | None = 
             _check_existing_inference(existing, model_component_name(group), info.version)
             ledger.reuse(f"component {inference_name} {inference_version}")
         else:
+            digests = runtime_digests(runtime_dir, platforms, __version__) if runtime_dir is not None else {}
             irecipe = render_inference(InferenceOptions(version=inference_version, bucket=bucket, model=group,
-                                                        model_range=model_range, component_name=inference_name),
+                                                        model_range=model_range, component_name=inference_name,
+                                                        package_version=__version__, runtime_sha256=digests),
                                        platforms)
             if runtime_dir is not None:
-                upload_runtime(clients, irecipe, runtime_dir, ledger)
+                upload_runtime(clients, irecipe, runtime_dir, ledger, progress)
             create_component(clients, irecipe, ledger, account)
         result.inference_component, result.inference_version = inference_name, inference_version
         return result

@@ -10,11 +10,12 @@ from .render import (
     model_artifact_key,
     render_inference,
     render_model,
+    runtime_artifact_key,
     write_recipes,
 )
 
 __all__ = [
     "MAX_RECIPE_BYTES", "InferenceOptions", "ModelPackageInfo", "check_recipe", "greengrass_defaults",
     "load_recipe", "model_artifact_key", "recipe_filename", "recipe_problems", "render_inference", "render_model",
-    "to_json", "to_yaml", "write_recipes",
+    "runtime_artifact_key", "to_json", "to_yaml", "write_recipes",
 ]

@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ACCELERATOR_ATTRIBUTE = "com.edgeinfer.accelerator"
+#: Greengrass architecture -> the machine name in wheel tags and ``platform_machine`` markers.
+MACHINES = {"amd64": "x86_64", "aarch64": "aarch64"}
+#: Other spellings people type for the platform keys (``uname -m`` style).
+ALIASES = {"linux-x86_64": "linux-amd64", "linux-x86_64-nvidia": "linux-amd64-nvidia", "linux-arm64": "linux-aarch64"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +23,8 @@ class Platform:
     os: str
     architecture: str
     accelerator: str | None  # custom platform attribute; None = any host of this os/architecture
-    extras: str  # pip extras installed into the component's venv (GPU hosts swap onnxruntime afterwards)
-    gpu_runtime: bool  # swap onnxruntime for onnxruntime-gpu from the shipped wheels
+    extras: str  # default pip extras of the runtime bundle (edgeinfer greengrass bundle)
+    gpu_runtime: bool  # the bundle ships onnxruntime-gpu in place of onnxruntime (they cannot share a venv)
     system_site_packages: bool  # see the host's TensorRT / CUDA Python bindings (JetPack installs them there)
     description: str
 
@@ -30,11 +34,15 @@ class Platform:
             block[ACCELERATOR_ATTRIBUTE] = self.accelerator
         return block
 
+    @property
+    def machine(self) -> str:
+        return MACHINES[self.architecture]
+
 
 PLATFORMS: tuple[Platform, ...] = (
-    Platform("linux-amd64-nvidia", "linux", "amd64", "nvidia", "aws", True, False,
+    Platform("linux-amd64-nvidia", "linux", "amd64", "nvidia", "aws,gpu", True, False,
              "x86_64 Linux with an NVIDIA GPU (CUDA 12+ driver): onnxruntime-gpu"),
-    Platform("linux-aarch64-jetson", "linux", "aarch64", "nvidia", "aws", True, True,
+    Platform("linux-aarch64-jetson", "linux", "aarch64", "nvidia", "aws,gpu", True, True,
              "NVIDIA Jetson (JetPack 6): onnxruntime-gpu for Jetson, JetPack's TensorRT"),
     Platform("linux-amd64", "linux", "amd64", None, "aws,tflite", False, False, "x86_64 Linux, CPU"),
     Platform("linux-aarch64", "linux", "aarch64", None, "aws,tflite", False, False, "64-bit Arm Linux, CPU"),
@@ -47,9 +55,11 @@ def runtime_artifact_name(platform: Platform) -> str:
 
 
 def select(keys: list[str] | None) -> tuple[Platform, ...]:
-    """The platforms named (all when none), in manifest order; RecipeError for an unknown key."""
+    """The platforms named (all when none; aliases such as linux-x86_64 accepted), in manifest order;
+    RecipeError for an unknown key."""
     if not keys:
         return PLATFORMS
+    keys = [ALIASES.get(k, k) for k in keys]
     if unknown := sorted(set(keys) - {p.key for p in PLATFORMS}):
         from ..errors import RecipeError
 

@@ -8,7 +8,8 @@ rendered recipe passes ``checks.check_recipe`` before it is returned: nothing in
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,13 @@ from .platforms import PLATFORMS, Platform, runtime_artifact_name
 from .semver import is_semver
 
 FIELD = re.compile(r"\$\{([a-z_]+)\}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 PUBLISHER = "edgeinfer"
 RUNTIME_PREFIX = "edgeinfer/runtime"
 MODEL_ARTIFACT = "model.zip"  # unpacks to {...:artifacts:decompressedPath}/model
 INSTALL_TIMEOUT_S = 900
-GPU_STEP = ('"$VENV/bin/python" -m pip uninstall -y onnxruntime && "$VENV/bin/python" -m pip install --no-index '
-            '--find-links "$WHEELS" onnxruntime-gpu')
-CPU_STEP = ": CPU host, onnxruntime from the wheelhouse"
+GPU_STEP = '"$VENV/bin/python" -c \'import importlib.metadata as m; m.version("onnxruntime-gpu")\'  # GPU bundle'
+CPU_STEP = ": CPU host, onnxruntime from the bundle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ class InferenceOptions:
     component_name: str = INFERENCE_COMPONENT
     package_version: str = __version__
     publisher: str = PUBLISHER
+    #: platform key -> sha256 of its runtime bundle ZIP: content-addressed artifact keys (see runtime_artifact_key)
+    runtime_sha256: Mapping[str, str] = field(default_factory=dict)
 
 
 def _template(name: str) -> dict[str, Any]:
@@ -100,8 +103,9 @@ def greengrass_defaults() -> dict[str, Any]:
 def _platform_values(opts: InferenceOptions, p: Platform) -> dict[str, Any]:
     artifact = runtime_artifact_name(p)
     return {
-        "platform_key": p.key, "platform": p.platform_block(), "runtime_artifact": artifact,
-        "runtime_stem": artifact.removesuffix(".zip"), "extras": p.extras,
+        "platform_key": p.key, "platform": p.platform_block(),
+        "runtime_key": runtime_artifact_key(opts.version, p, opts.runtime_sha256.get(p.key)),
+        "runtime_stem": artifact.removesuffix(".zip"),
         "venv_flags": "--system-site-packages" if p.system_site_packages else "--clear",
         "gpu_step": GPU_STEP if p.gpu_runtime else CPU_STEP,
     }
@@ -112,6 +116,10 @@ def render_inference(opts: InferenceOptions, platforms: tuple[Platform, ...] = P
     for what, v in (("--version", opts.version), ("--package-version", opts.package_version)):
         if not is_semver(v):
             raise RecipeError(f"{what} {v!r} is not a semantic version", "use MAJOR.MINOR.PATCH, e.g. 1.0.0")
+    for key, digest in opts.runtime_sha256.items():
+        if not SHA256.fullmatch(digest):
+            raise RecipeError(f"runtime bundle digest for {key} {digest!r} is not a sha256",
+                              "pass the hex sha256 of the bundle ZIP (read it with runtime_digests)")
     tpl = _template("inference.yaml")
     manifest_tpl = tpl.pop("Manifests")[0]
     values: dict[str, Any] = {
@@ -119,9 +127,9 @@ def render_inference(opts: InferenceOptions, platforms: tuple[Platform, ...] = P
         "model_component": model_component_name(opts.model), "model_range": opts.model_range,
         "publish_topics": topics.publish_topics(topics.THING_VARIABLE),
         "command_topic": topics.command_topic(topics.THING_VARIABLE),
-        "local_results_topic": topics.LOCAL_RESULTS_TOPIC, "bucket": opts.bucket, "runtime_prefix": RUNTIME_PREFIX,
+        "local_results_topic": topics.LOCAL_RESULTS_TOPIC, "bucket": opts.bucket,
         "venv": f"{{work:path}}/venv-{opts.version}", "install_timeout_s": INSTALL_TIMEOUT_S,
-        "package_version": opts.package_version, "model_stem": MODEL_ARTIFACT.removesuffix(".zip"),
+        "model_stem": MODEL_ARTIFACT.removesuffix(".zip"),
     }
     recipe = fill(tpl, values)
     ordered = sorted(set(platforms), key=PLATFORMS.index)  # the first matching manifest wins: GPU hosts first
@@ -130,6 +138,12 @@ def render_inference(opts: InferenceOptions, platforms: tuple[Platform, ...] = P
     recipe["ComponentConfiguration"]["DefaultConfiguration"] = {**greengrass_defaults(), **conf}
     check_recipe(recipe)
     return recipe
+
+
+def runtime_artifact_key(version: str, platform: Platform, zip_sha256: str | None = None) -> str:
+    """The immutable S3 key of a platform's runtime bundle: content-addressed when its sha256 is known (rendered
+    from the bundle), else under the component version (a recipe rendered before the bundle was built)."""
+    return f"{RUNTIME_PREFIX}/{zip_sha256 or version}/{runtime_artifact_name(platform)}"
 
 
 def model_artifact_key(model: str, zip_sha256: str) -> str:
