@@ -38,7 +38,7 @@ NOT_BUNDLED = {
     "typer": "CLI only", "rich": "CLI only", "psutil": "device health telemetry only",
     "opencv-python-headless": "frames and annotation on devices; manifests and packaging import it lazily (87 MB)",
 }
-#: From the ``aws`` extra: the control-plane SDK (awsiotsdk is the device side).
+#: From the ``aws-cloud`` extra: the control-plane SDK (``aws`` holds the device side).
 FROM_AWS_EXTRA = ("boto3",)
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -50,14 +50,14 @@ def _name(requirement: str) -> str:
 
 
 def lambda_requirements(dist: str = "edgeinfer") -> list[str]:
-    """edgeinfer's base requirements (minus NOT_BUNDLED) + the AWS SDK from its ``aws`` extra."""
+    """edgeinfer's base requirements (minus NOT_BUNDLED) + the AWS SDK from its ``aws-cloud`` extra."""
     try:
         reqs = importlib.metadata.requires(dist) or []
     except importlib.metadata.PackageNotFoundError as exc:
         raise RuntimeError("edgeinfer is not installed in this environment: pip install -e '.[cdk]' from the "
                            "repository root") from exc
     base = [r for r in reqs if ";" not in r and _name(r) not in NOT_BUNDLED]
-    aws = [r.split(";")[0].strip() for r in reqs if 'extra == "aws"' in r and _name(r) in FROM_AWS_EXTRA]
+    aws = [r.split(";")[0].strip() for r in reqs if 'extra == "aws-cloud"' in r and _name(r) in FROM_AWS_EXTRA]
     return base + aws
 
 

@@ -140,8 +140,8 @@ def test_recipe_install_builds_the_venv_offline_and_the_component_runs_from_it(
 
 
 def _tamper_wheel(folder: Path, bundle: Bundle) -> str:
-    six = next(w.file for w in bundle.manifest.wheels if w.name == "six")
-    with (folder / six).open("ab") as f:
+    victim = next(w.file for w in bundle.manifest.wheels if w.name == "pydantic")  # always in a bundle
+    with (folder / victim).open("ab") as f:
         f.write(b"tampered")
     return "THESE PACKAGES DO NOT MATCH THE HASHES"
 

@@ -27,7 +27,7 @@ def boto3_clients(region: str | None, profile: str | None) -> AwsClients:
     except ImportError as exc:
         from ..core.errors import EdgeInferError
 
-        raise EdgeInferError("the AWS commands need boto3", "pip install 'edgeinfer[aws]'") from exc
+        raise EdgeInferError("the AWS commands need boto3", "pip install 'edgeinfer[aws-cloud]'") from exc
     return AwsClients.from_session(boto3.Session(region_name=region, profile_name=profile))
 
 
