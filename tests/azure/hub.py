@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
+from edgeinfer.core.config import deep_merge
 
 T = TypeVar("T")
 
@@ -36,16 +37,8 @@ def paho_client(client_id: str) -> mqtt.Client:
 
 
 def merge_patch(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Twin semantics: objects merge, null deletes."""
-    out = copy.deepcopy(doc)
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge_patch(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    """Twin semantics (JSON merge patch, RFC 7396): objects merge, null deletes."""
+    return deep_merge(doc, patch)
 
 
 def parse_props(segment: str) -> dict[str, str | None]:
