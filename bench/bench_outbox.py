@@ -61,7 +61,7 @@ def run(n: int, rounds: int, with_broker: bool) -> tuple[list[dict[str, Any]], d
             bare = [bare_publish_rate(broker.port, payloads) for _ in range(rounds)]
         finally:
             broker.stop()
-        rows.append({"path": "bare awscrt publish loop (QoS 1, local Mosquitto)",
+        rows.append({"path": "bare awscrt publish loop (QoS 1, local Mosquitto, as in bench_publish)",
                      "events/s (median)": statistics.median(bare), "min": min(bare), "max": max(bare)})
     return rows, extra
 

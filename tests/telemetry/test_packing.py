@@ -9,8 +9,8 @@ import random
 
 from edgeinfer.core.telemetry.config import RetryConfig, TelemetryConfig
 from edgeinfer.core.telemetry.delivery import backoff_delay
-from edgeinfer.core.telemetry.outbox import Record
 from edgeinfer.core.telemetry.packing import Packer
+from edgeinfer.core.telemetry.record import Record
 from edgeinfer.core.telemetry.stdio import StdoutTransport
 from edgeinfer.mqtt.endpoint import parse_uri
 from edgeinfer.mqtt.transport import MqttTransport

@@ -42,20 +42,27 @@ _TLS_FIX = "check ca= is the CA that signed the broker's certificate and cert=/k
 
 
 class InFlight:
-    """QoS 1 publishes awaiting their PUBACKs."""
+    """QoS 1 publishes awaiting their PUBACKs: ``futures[i]`` carries message ``keys[i]``."""
 
     def __init__(self, where: str, deadline: float, timeout_s: float) -> None:
         self.where = where
         self.deadline = deadline
         self.timeout_s = timeout_s
-        self.futures: list[tuple[int, concurrent.futures.Future[Any]]] = []
+        self.keys: list[int] = []
+        self.futures: list[concurrent.futures.Future[Any]] = []
         self.error: str | None = None
 
     def wait(self) -> SendResult:
         result = SendResult(error=self.error)
-        for key, future in self.futures:
+        if not self.futures:
+            return result
+        # The broker acknowledges in order: wait for the last PUBACK, so the waiting thread wakes once
+        # per batch instead of once per PUBACK (each wake-up takes the GIL from the client's callbacks).
+        concurrent.futures.wait(self.futures[-1:], self._left())
+        acked = result.acked
+        for key, future in zip(self.keys, self.futures, strict=True):
             try:
-                done = future.result(timeout=max(0.0, self.deadline - time.monotonic()))
+                done = future.result(self._left())
             except concurrent.futures.TimeoutError:
                 result.error = f"no PUBACK from {self.where} within {self.timeout_s:g}s"
                 continue
@@ -63,13 +70,16 @@ class InFlight:
                 result.error = f"publish to {self.where} failed: {getattr(exc, 'name', exc)}"
                 continue
             code = done.puback.reason_code if done.puback is not None else None
-            if code is None or int(code) < 0x80:
-                result.acked.add(key)
+            if code is None or code < 0x80:
+                acked.add(key)
             elif code in RETRYABLE:
                 result.error = f"broker answered {code.name}"
             else:
                 result.rejected[key] = f"PUBACK {code.name} (0x{int(code):02x})"
         return result
+
+    def _left(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
 
 
 class MqttTransport(Transport):
@@ -176,12 +186,14 @@ class MqttTransport(Transport):
         if client is None:
             flight.error = "transport closed"
             return flight
+        keys, futures, publish, packet = flight.keys, flight.futures, client.publish, self._packet
         for m in messages:
             try:
-                flight.futures.append((m.key, client.publish(self._packet(m))))
+                futures.append(publish(packet(m)))
             except Exception as exc:  # the client refuses synchronously only when stopped or misused
                 flight.error = f"publish failed: {exc}"
                 break
+            keys.append(m.key)
         return flight
 
     def _packet(self, m: Message) -> mqtt5.PublishPacket:

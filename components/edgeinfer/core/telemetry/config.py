@@ -42,6 +42,9 @@ class TelemetryConfig(BaseModel):
     batch: bool = Field(default=False, description="Send JSON-array batches where the transport allows "
                         "(MQTT); False = one event per message")
     max_batch_events: int = Field(default=100, ge=1, le=10_000, description="Most events in one batch message")
+    batch_linger_s: float = Field(default=0.0, ge=0, le=60, description="With batch: a partial batch waits up to "
+                                  "this long (from its oldest event) to fill; alerts never wait. 0 = send at once. "
+                                  "Longer: fewer, fuller messages billed, events later")
     gzip: bool = Field(default=False, description="Gzip message payloads where the transport allows (MQTT)")
     max_payload_bytes: int = Field(default=MAX_PAYLOAD_BYTES, ge=1024, le=MAX_PAYLOAD_BYTES,
                                    description="Largest message payload (AWS IoT Core: 128 KB)")

@@ -2,7 +2,8 @@
 
 An event leaves the outbox only when the transport reports it acknowledged (or refused for good,
 which is logged and counted). Everything else stays and is sent again after a backoff, so
-receivers may see an event twice and dedupe by ``id``.
+receivers may see an event twice and dedupe by ``id``. In batch mode with ``batch_linger_s`` a
+partial batch waits to fill (``linger.py``); alerts and the exit drain never wait.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enum import Enum
 
 from ..errors import TelemetryError
 from .config import RetryConfig, TelemetryConfig
+from .linger import Linger
 from .outbox import Outbox
 from .packing import Packed, Packer
 from .stats import Stats
@@ -30,6 +32,7 @@ class Outcome(Enum):
     SENT = "sent"  # everything handed over was acknowledged or refused for good
     FAILED = "failed"  # something is still undelivered
     OFFLINE = "offline"
+    LINGER = "linger"  # a partial batch waits to fill (batch_linger_s)
 
 
 def backoff_delay(failures: int, retry: RetryConfig, rng: random.Random) -> float:
@@ -46,6 +49,10 @@ class Delivery:
         self._cfg = cfg
         self._stats = stats
         self._packer = Packer(cfg, transport)
+        self._linger = Linger(cfg.batch_linger_s if self._packer.batch else 0.0,
+                              min(cfg.max_batch_events, cfg.max_inflight))
+        self._hold_s = 0.0  # how long the last round decided to let a partial batch fill
+        self._draining = False  # nothing lingers while the service drains at exit
         self._rng = rng or random.Random()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -66,13 +73,17 @@ class Delivery:
     def drain(self, timeout_s: float) -> int:
         """Wait until the outbox is empty or ``timeout_s`` passed; return the events left."""
         deadline = time.monotonic() + timeout_s
+        self._draining = True
         self.wake()
-        with self._progress:
-            while self._outbox.depth > 0 and self._thread is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._progress.wait(min(remaining, 0.25))
+        try:
+            with self._progress:
+                while self._outbox.depth > 0 and self._thread is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._progress.wait(min(remaining, 0.25))
+        finally:
+            self._draining = False
         return self._outbox.depth
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -100,6 +111,8 @@ class Delivery:
             elif outcome is Outcome.IDLE:
                 failures = 0
                 self._wake.wait(1.0)
+            elif outcome is Outcome.LINGER:
+                self._wake.wait(self._hold_s)  # a new event (an alert, or enough to fill) ends the wait
             elif outcome is Outcome.OFFLINE:
                 self._transport.wait_connected(0.25)
             else:
@@ -119,6 +132,7 @@ class Delivery:
             self._rewind()
             return Outcome.OFFLINE
         self._wake.clear()
+        self._hold_s = 0.0
         handed_over = self._submit_next()
         if self._inflight and (not handed_over or len(self._inflight) >= PIPELINE_DEPTH):
             if self._settle_oldest():
@@ -127,15 +141,22 @@ class Delivery:
             return Outcome.FAILED
         if handed_over:
             return Outcome.SENT
+        if self._hold_s:
+            return Outcome.LINGER
         self._cursor.clear()
+        self._outbox.flush()  # delete what was acknowledged while appends held the database
         return Outcome.IDLE
 
     def _submit_next(self) -> bool:
         records = self._outbox.peek(self._cfg.max_inflight, self._cursor)
         if not records:
             return False
-        for r in records:
-            self._cursor[r.priority] = max(self._cursor.get(r.priority, 0), r.n)
+        if not self._draining and (hold := self._linger.wait_s(records, time.time())) > 0:
+            self._hold_s = hold
+            return False
+        cursor = self._cursor
+        for r in records:  # ascending row numbers within a priority: the last one is the highest
+            cursor[r.priority] = r.n
         packed = self._packer.pack(records)
         for n, reason in packed.too_large:
             log.error("telemetry: dropped %s -> lower the event size or raise telemetry.max_payload_bytes", reason)
@@ -148,8 +169,9 @@ class Delivery:
         """Book the oldest batch in flight; False when some of it was not delivered."""
         handle, packed = self._inflight.popleft()
         result = handle.wait()
-        acked = [m for m in packed.messages if m.key in result.acked]
-        self._outbox.ack([n for m in acked for n in packed.rows[m.key]])
+        messages, rows = packed.messages, packed.rows
+        acked = messages if len(result.acked) == len(messages) else [m for m in messages if m.key in result.acked]
+        self._outbox.ack([n for m in acked for n in rows[m.key]])
         for key, reason in result.rejected.items():
             m = packed.messages[key]
             log.error("telemetry: %s refused %d %s event(s) on %s: %s -> check the broker's policy/limits "

@@ -77,7 +77,7 @@ class Emitter:
                 with self._seq_lock:
                     self._seq[stream] = seq = self._seq.get(stream, 0) + 1
                 event = item.event.with_seq(seq)
-                stored.append(Stored(event, len(event.encode())))
+                stored.append(Stored(event, event.encode()))
         else:
             result = self._outbox.append(items)
             for _event, reason in result.rejected:

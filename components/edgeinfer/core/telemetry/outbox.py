@@ -11,12 +11,17 @@
   only lower-or-equal priority rows could make room for and still does not fit is dropped itself.
   Evictions are counted per type, persisted, and reported in health.
 * Delivery reads highest priority first, oldest first within a priority: per stream, in seq order.
+  Rows this process wrote are handed to delivery from memory (``RecentRows``); older ones are read.
+* Acknowledged rows leave delivery's view at once and are deleted by the next transaction, or at once
+  when no append holds the database: the delivery thread never waits for the producer. A crash in
+  between sends them again (at-least-once). Deletes take two statements, whatever the count.
 * One process at a time: an exclusive lock file next to the database (released by the OS on kill).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import sqlite3
@@ -24,17 +29,20 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from ..errors import TelemetryError
-from .events import PRIORITY, EventBase
+from .events import PRIORITY
 from .lockfile import take_lock
+from .recent import RecentRows
+from .record import COLUMNS, AppendResult, OutboxStats, Pending, Record, Stored
 
 log = logging.getLogger(__name__)
 
 ROW_OVERHEAD = 64
+RECENT_MAX_BYTES = 8 * 1024 * 1024  # rows kept in memory for delivery
 EVICTION_LOG_INTERVAL_S = 60
 LEVELS = sorted(set(PRIORITY.values()))
 _SCHEMA = """
@@ -47,55 +55,16 @@ CREATE TABLE IF NOT EXISTS seq(stream TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _UPSERT = "INSERT INTO {t}({k}, {v}) VALUES(?, ?) ON CONFLICT({k}) DO UPDATE SET {v}=excluded.{v}"
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """An event to store, once per topic (a local-topic copy is a second row), in ``stream``'s order."""
-
-    event: EventBase
-    topics: tuple[str, ...]
-    stream: str | None = None  # sequence stream; None = the event type
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    event: EventBase  # with its seq
-    size: int  # payload bytes of one copy
-
-
-@dataclass(slots=True)
-class AppendResult:
-    stored: list[Stored] = field(default_factory=list)
-    rejected: list[tuple[EventBase, str]] = field(default_factory=list)
-    evicted: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(slots=True)
-class Record:
-    n: int
-    priority: int
-    id: str
-    type: str
-    seq: int
-    topic: str
-    model_version: str
-    created: float
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    depth: int
-    bytes: int
-    oldest_age_s: float | None
-    evicted: dict[str, int]
-    rejected: int
+_SET_SEQ = _UPSERT.format(t="seq", k="stream", v="last")
+_SET_COUNTER = _UPSERT.format(t="counters", k="name", v="value")
+_IN_LIST = "n IN (SELECT value FROM json_each(?))"  # one parameter, however many rows
+INSERT_CHUNK = 500  # rows per INSERT statement (10 parameters each; SQLite allows 32766)
+_ROW_MARKS = "(" + ",".join("?" * len(Record._fields)) + ")"
 
 
 class Outbox:
     def __init__(self, path: Path, max_bytes: int, max_event_bytes: int, fsync: str = "normal",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, memory_bytes: int = RECENT_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.max_event_bytes = max_event_bytes
@@ -103,6 +72,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._closed = False
         self._evict_logged = -math.inf
+        self._insert_sql: dict[int, str] = {}  # multi-row INSERT text per row count
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lockfile = take_lock(path.with_name(path.name + ".lock"))
         try:
@@ -115,11 +85,15 @@ class Outbox:
             q = self._db.execute
             self._depth, self._bytes = q("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
             self._seq: dict[str, int] = dict(q("SELECT stream, last FROM seq").fetchall())
+            last_n = q("SELECT MAX(COALESCE((SELECT MAX(n) FROM events), 0), COALESCE((SELECT seq FROM "
+                       "sqlite_sequence WHERE name='events'), 0))").fetchone()[0]
             self._counters: Counter[str] = Counter(dict(q("SELECT name, value FROM counters").fetchall()))
         except sqlite3.Error as exc:
             self._lockfile.close()
             raise TelemetryError(f"cannot open the telemetry outbox {path}: {exc}",
                                  "check the state dir is writable, or move the damaged file away") from exc
+        self._next_n = last_n + 1
+        self._recent = RecentRows(LEVELS, self._next_n, min(max_bytes, memory_bytes))
         log.debug("outbox %s: %d events, %d bytes", path, self._depth, self._bytes)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -127,53 +101,73 @@ class Outbox:
         """Store events in one transaction (one commit for the whole batch)."""
         out = AppendResult()
         with self._lock:
-            seqs, depth, size_total = dict(self._seq), self._depth, self._bytes
-            rows: list[tuple[object, ...]] = []
+            seqs, n = dict(self._seq), self._next_n
+            rows: list[Record] = []  # to insert
+            new: list[Record] = []  # inserted
+            gone: list[int] = []  # rows evicted by this transaction
+            settled: list[int] = []  # delivered rows deleted by this transaction
             now = self._clock()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                deleted, freed = self._purge_settled(settled)
+                depth, size_total = self._depth - deleted, self._bytes - freed
                 for item in items:
-                    stream = item.stream or item.event.type
-                    seq = seqs.get(stream, 0) + 1
                     event = item.event
+                    stream = item.stream or event.type
+                    seq = seqs.get(stream, 0) + 1
                     event.seq = seq  # stamped in place: the outbox owns the event from here on
                     payload = event.encode()
-                    if len(payload) > self.max_event_bytes:
-                        out.rejected.append((event, f"{event.type} event {event.id} is {len(payload)} bytes, over "
+                    size = len(payload)
+                    if size > self.max_event_bytes:
+                        out.rejected.append((event, f"{event.type} event {event.id} is {size} bytes, over "
                                              f"the {self.max_event_bytes}-byte message limit"))
                         continue
+                    fields = (event.priority, event.id, event.type, seq)
                     for topic in item.topics:
-                        row_size = len(payload) + len(topic) + ROW_OVERHEAD
+                        row_size = size + len(topic) + ROW_OVERHEAD
                         if size_total + row_size > self.max_bytes:
-                            self._insert(rows)  # rows before this one may be the ones to go
-                            freed, d_freed = self._make_room(size_total + row_size - self.max_bytes,
-                                                             event.priority, out.evicted)
-                            size_total -= freed
-                            depth -= d_freed
+                            new += self._insert(rows)  # rows before this one may be the ones to go
+                            deleted, freed = self._purge_settled(settled)  # delivered rows are not evictions
+                            depth, size_total = depth - deleted, size_total - freed
+                            if size_total + row_size > self.max_bytes:
+                                freed, victims = self._make_room(size_total + row_size - self.max_bytes,
+                                                                 event.priority, out.evicted)
+                                size_total -= freed
+                                depth -= len(victims)
+                                gone.extend(victims)
                             if size_total + row_size > self.max_bytes:
                                 out.evicted[event.type] += 1
                                 continue
-                        rows.append((event.id, event.type, seq, event.priority, topic, event.model_version, now,
-                                     row_size, payload))
+                        rows.append(Record._make((n, *fields, topic, event.model_version, now, payload, row_size)))
+                        n += 1
                         size_total += row_size
                         depth += 1
                     seqs[stream] = seq
-                    out.stored.append(Stored(event, len(payload)))
-                self._insert(rows)
+                    out.stored.append(Stored(event, payload))
+                new += self._insert(rows)
                 for stream in {i.stream or i.event.type for i in items}:
                     if stream in seqs:
-                        self._db.execute(_UPSERT.format(t="seq", k="stream", v="last"), (stream, seqs[stream]))
-                changed = Counter({f"evicted.{k}": v for k, v in out.evicted.items()})
-                changed["rejected"] = len(out.rejected)
-                counters = self._counters + changed
-                for key in +changed:
-                    self._db.execute(_UPSERT.format(t="counters", k="name", v="value"), (key, counters[key]))
+                        self._db.execute(_SET_SEQ, (stream, seqs[stream]))
+                counters = self._counters
+                if out.evicted or out.rejected:
+                    changed = Counter({f"evicted.{k}": v for k, v in out.evicted.items()})
+                    changed["rejected"] = len(out.rejected)
+                    counters = counters + changed
+                    for key in +changed:
+                        self._db.execute(_SET_COUNTER, (key, counters[key]))
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
+                self._recent.return_settled(settled)
                 raise TelemetryError(f"cannot write to the telemetry outbox {self.path}: {exc}",
                                      "check free disk space and permissions of the state dir") from exc
             self._seq, self._depth, self._bytes, self._counters = seqs, depth, size_total, counters
+            self._next_n = n
+            if gone:
+                self._recent.discard(gone)
+                evicted_now = set(gone)
+                new = [r for r in new if r.n not in evicted_now]
+            self._recent.add(new)
         if out.evicted and self._clock() - self._evict_logged >= EVICTION_LOG_INTERVAL_S:
             self._evict_logged = self._clock()
             log.warning("telemetry outbox full (%d bytes): evicting oldest, lowest priority first; evicted so "
@@ -181,17 +175,27 @@ class Outbox:
                         EVICTION_LOG_INTERVAL_S)
         return out
 
-    def _insert(self, rows: list[tuple[object, ...]]) -> None:
-        """Write buffered rows (one executemany) and empty the buffer. Caller holds the lock."""
-        if rows:
-            self._db.executemany(
-                "INSERT INTO events(id, type, seq, priority, topic, model_version, created, size, payload)"
-                " VALUES(?,?,?,?,?,?,?,?,?)", rows)
-            rows.clear()
+    def _insert(self, rows: list[Record]) -> list[Record]:
+        """Write buffered rows and empty the buffer; returns them. Caller holds the lock, in a transaction.
 
-    def _make_room(self, need: int, priority: int, evicted: Counter[str]) -> tuple[int, int]:
-        """Delete the oldest rows of priority <= ``priority`` until ``need`` bytes are free."""
-        freed = rows_deleted = 0
+        One multi-row INSERT per chunk, not ``executemany``: SQLite releases and re-takes the GIL once
+        per statement step, and every hand-over costs the delivery and MQTT threads a wake-up.
+        """
+        done = list(rows)
+        for i in range(0, len(done), INSERT_CHUNK):
+            chunk = done[i:i + INSERT_CHUNK]
+            sql = self._insert_sql.get(len(chunk))
+            if sql is None:
+                sql = self._insert_sql[len(chunk)] = f"INSERT INTO events({COLUMNS}) VALUES " + ",".join(
+                    [_ROW_MARKS] * len(chunk))
+            self._db.execute(sql, list(chain.from_iterable(chunk)))
+        rows.clear()
+        return done
+
+    def _make_room(self, need: int, priority: int, evicted: Counter[str]) -> tuple[int, list[int]]:
+        """Delete the oldest rows of priority <= ``priority`` until ``need`` bytes are free: (bytes, rows)."""
+        freed = 0
+        deleted: list[int] = []
         for level in (p for p in LEVELS if p <= priority):
             while freed < need:
                 rows = self._db.execute("SELECT n, size, type FROM events WHERE priority=? ORDER BY n LIMIT 256",
@@ -205,21 +209,27 @@ class Outbox:
                     evicted[typ] += 1
                     if pending >= need:
                         break
-                deleted, size = self._delete(victims)
-                rows_deleted += deleted
-                freed += size
-        return freed, rows_deleted
+                freed += self._delete(victims)[1]
+                deleted.extend(victims)
+        return freed, deleted
+
+    def _purge_settled(self, taken: list[int]) -> tuple[int, int]:
+        """Delete the acknowledged rows waiting for it, noting them in ``taken`` (to give back on a
+        rollback); returns (rows, bytes). Caller holds the lock, in a transaction."""
+        ns = self._recent.take_settled()
+        taken += ns
+        return self._delete(ns) if ns else (0, 0)
 
     def _delete(self, ns: Sequence[int]) -> tuple[int, int]:
-        """Delete rows; returns (rows, bytes) actually deleted. Caller holds the lock."""
-        rows = size = 0
-        for i in range(0, len(ns), 500):
-            chunk = ns[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            sizes = self._db.execute(f"DELETE FROM events WHERE n IN ({marks}) RETURNING size", chunk).fetchall()
-            rows += len(sizes)
-            size += sum(s for (s,) in sizes)
-        return rows, size
+        """Delete rows; returns (rows, bytes) actually deleted. Caller holds the lock, in a transaction.
+
+        Two statements whatever the count: each row stepped through would release and re-take the GIL.
+        """
+        arg = json.dumps(list(ns))
+        rows, size = self._db.execute(f"SELECT COUNT(*), TOTAL(size) FROM events WHERE {_IN_LIST}", (arg,)).fetchone()
+        if rows:
+            self._db.execute(f"DELETE FROM events WHERE {_IN_LIST}", (arg,))
+        return rows, int(size)
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -230,44 +240,78 @@ class Outbox:
         """Up to ``limit`` undelivered rows: highest priority first, oldest first within one.
 
         ``after`` (priority -> row number) skips rows already handed out, for pipelined delivery.
+        Rows this process wrote come from memory, without the database lock.
         """
         out: list[Record] = []
         after = after or {}
-        with self._lock:
-            for level in reversed(LEVELS):
-                rows = self._db.execute(
-                    "SELECT n, priority, id, type, seq, topic, model_version, created, payload FROM events "
-                    "WHERE priority=? AND n>? ORDER BY n LIMIT ?", (level, after.get(level, 0), limit - len(out))
-                ).fetchall()
-                out.extend(Record(*r) for r in rows)
-                if len(out) >= limit:
+        for level in reversed(LEVELS):
+            last = after.get(level, 0)
+            while len(out) < limit:
+                want = limit - len(out)
+                recent = self._recent.after(level, last, want)
+                if recent is not None:
+                    out.extend(recent)
                     break
+                with self._lock:  # rows older than the in-memory copy: from the database
+                    self._flush()  # delivered rows must not be read back
+                    start = self._recent.covered_from(level)
+                    rows = self._db.execute(f"SELECT {COLUMNS} FROM events WHERE priority=? AND n>? AND n<? "
+                                            "ORDER BY n LIMIT ?", (level, last, start, want)).fetchall()
+                out.extend(map(Record._make, rows))
+                last = start - 1
+            if len(out) >= limit:
+                break
         return out
 
-    def ack(self, ns: Iterable[int]) -> int:
-        """Delivered: delete. Returns how many rows were still there (an evicted row is not)."""
-        return self._remove(list(ns), None)
+    def ack(self, ns: Iterable[int]) -> None:
+        """Delivered: gone from delivery's view now; deleted now if no append holds the database, else
+        by the next transaction (never waits for the producer)."""
+        self._recent.settle(list(ns))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._flush()
+            finally:
+                self._lock.release()
+
+    def flush(self) -> None:
+        """Delete every acknowledged row now."""
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Caller holds the lock, outside a transaction."""
+        ns = self._recent.take_settled()
+        if not ns:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows, size = self._delete(ns)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            self._recent.return_settled(ns)
+            raise TelemetryError(f"cannot update the telemetry outbox {self.path}: {exc}",
+                                 "check free disk space and permissions of the state dir") from exc
+        self._depth -= rows
+        self._bytes -= size
 
     def reject(self, ns: Iterable[int], reason: str) -> int:
-        """Refused for good (by the peer, or too large): delete and count."""
-        return self._remove(list(ns), reason)
-
-    def _remove(self, ns: list[int], reason: str | None) -> int:
+        """Refused for good (by the peer, or too large): delete and count. Returns the rows deleted."""
+        ns = list(ns)
         if not ns:
             return 0
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 rows, size = self._delete(ns)
-                if reason is not None:
-                    self._counters["rejected"] += rows
-                    self._db.execute(_UPSERT.format(t="counters", k="name", v="value"),
-                                     ("rejected", self._counters["rejected"]))
+                self._counters["rejected"] += rows
+                self._db.execute(_SET_COUNTER, ("rejected", self._counters["rejected"]))
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
                 raise TelemetryError(f"cannot update the telemetry outbox {self.path}: {exc}",
                                      "check free disk space and permissions of the state dir") from exc
+            self._recent.discard(ns)
             self._depth -= rows
             self._bytes -= size
         return rows
@@ -275,7 +319,8 @@ class Outbox:
     # -- state -----------------------------------------------------------------------------------
     @property
     def depth(self) -> int:
-        return self._depth
+        """Events stored and not yet acknowledged."""
+        return self._depth - self._recent.settled_count
 
     def last_seq(self, stream: str) -> int:
         with self._lock:
@@ -285,7 +330,7 @@ class Outbox:
         with self._lock:
             row = self._db.execute("SELECT created FROM events ORDER BY n LIMIT 1").fetchone()
             evicted = {k.split(".", 1)[1]: v for k, v in self._counters.items() if k.startswith("evicted.")}
-            return OutboxStats(depth=self._depth, bytes=self._bytes,
+            return OutboxStats(depth=self.depth, bytes=self._bytes,
                                oldest_age_s=None if row is None else round(max(0.0, self._clock() - row[0]), 3),
                                evicted=evicted, rejected=self._counters["rejected"])
 
@@ -295,8 +340,9 @@ class Outbox:
                 return
             self._closed = True
             try:
+                self._flush()
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:  # pragma: no cover - best effort
+            except (sqlite3.Error, TelemetryError) as exc:  # pragma: no cover - best effort
                 log.debug("outbox checkpoint failed: %s", exc)
             self._db.close()
             self._lockfile.close()

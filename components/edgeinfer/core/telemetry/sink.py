@@ -70,8 +70,8 @@ class TelemetrySink:
             if self._cfg.mode == "results":
                 stored = self._emitter.emit(event)
                 size = stored.size if stored is not None else 0
-            else:  # what it would have cost, with the seq it would have had
-                size = len(event.with_seq(self._frames + 1).encode())
+            else:  # what it would have cost, with the seq it would have had (encoded once, seq 0: one digit)
+                size = len(event.encode()) - 1 + len(str(self._frames + 1))
         self._frames += 1
         self._stats.add(frames=1, raw_bytes=result.width * result.height * 3, results_bytes=size)
         if self._cfg.mode == "summary" and (window := self._window.add(result, size)) is not None:
@@ -101,12 +101,12 @@ class TelemetrySink:
             return
         to_cloud = any(isinstance(a, AlertAction) for a in rule.actions)
         local = [a.topic for a in rule.actions if isinstance(a, LocalTopicAction)]
+        stored = None
         if to_cloud or local:
             stored = self._emitter.emit(event, local_topics=local, to_default=to_cloud,
                                         stream=None if to_cloud else "local")
-            event = stored.event if stored is not None else event  # type: ignore[assignment]
         log.info("rule %s fired on %s frame %d (%d matching)", rule.name, r.source, r.index, len(hit.items))
-        payload = event.encode()
+        payload = stored.payload if stored is not None else event.encode()  # hooks get the stored bytes
         for action in rule.actions:
             if isinstance(action, CommandAction | WebhookAction):
                 self._actions.submit(rule.name, action, payload)
