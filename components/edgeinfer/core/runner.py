@@ -13,7 +13,7 @@ from .config import EdgeInferConfig, cache_dir
 from .model import LoadedModel, load_model, resolve_package
 from .pipeline import Pipeline
 from .sinks.base import RunContext, Sink
-from .sinks.files import AnnotatedFramesSink, JsonlSink, write_json_atomic
+from .sinks.files import AnnotatedFramesSink, file_sinks, write_json_atomic
 from .sources import ChainSource, Source, open_source
 from .tuning import tune_threads
 
@@ -97,35 +97,45 @@ class Run:
         self.source.close()
 
 
-def prepare(config: EdgeInferConfig, extra_sinks: list[Sink] | None = None, progress: Progress = _noop) -> Run:
-    """Resolve the model (demo when none), load and warm it, open the source (demo frames when none)."""
+def context_for(config: EdgeInferConfig, model: LoadedModel) -> RunContext:
+    m = model.package.manifest
+    return RunContext(device_id=config.device_id, model_name=m.name, model_version=m.version,
+                      model_sha256=model.package.model_sha256, task=m.task, labels=m.labels,
+                      backend=model.backend.info)
+
+
+def load_configured(config: EdgeInferConfig, progress: Progress = _noop) -> tuple[LoadedModel, dict[str, float]]:
+    """The model ``config`` names (the demo model when none): sha256-verified, loaded, warmed up, threads tuned.
+
+    Returns the model and how long resolving, loading and warming up took (ms)."""
     t0 = time.perf_counter()
-    path = config.model.path or str(demo_model_path(progress))
-    package = resolve_package(path, config.model.task)
+    package = resolve_package(config.model.path or str(demo_model_path(progress)), config.model.task)
     t1 = time.perf_counter()
     model = load_model(package, config.backend, config.model.score_threshold, config.pipeline.max_batch)
     try:
         t2 = time.perf_counter()
         model.warmup(config.model.warmup_runs)
         model = tune_threads(model, config)
-        t3 = time.perf_counter()
+    except BaseException:
+        model.close()
+        raise
+    t3 = time.perf_counter()
+    return model, {"resolve": round((t1 - t0) * 1e3, 1), "load": round((t2 - t1) * 1e3, 1),
+                   "warmup": round((t3 - t2) * 1e3, 1)}
+
+
+def prepare(config: EdgeInferConfig, extra_sinks: list[Sink] | None = None, progress: Progress = _noop) -> Run:
+    """Resolve the model (demo when none), load and warm it, open the source (demo frames when none)."""
+    model, timings = load_configured(config, progress)
+    try:
         s = config.source
         source = open_source(s.uri, s.live, s.loop, s.fps) if s.uri else demo_source(progress)
     except BaseException:
         model.close()
         raise
-    sinks: list[Sink] = []
-    if config.output.dir:
-        out = Path(config.output.dir)
-        sinks.append(JsonlSink(out / "results.jsonl"))
-        if config.output.annotate:
-            sinks.append(AnnotatedFramesSink(out / "annotated", config.output.annotate_every))
-    sinks.extend(extra_sinks or [])
-    m = package.manifest
-    ctx = RunContext(device_id=config.device_id, model_name=m.name, model_version=m.version,
-                     model_sha256=package.model_sha256, task=m.task, labels=m.labels, backend=model.backend.info)
-    timings = {"resolve": round((t1 - t0) * 1e3, 1), "load": round((t2 - t1) * 1e3, 1),
-               "warmup": round((t3 - t2) * 1e3, 1)}
+    o = config.output
+    sinks: list[Sink] = [*file_sinks(o.dir, o.annotate, o.annotate_every), *(extra_sinks or [])]
+    ctx = context_for(config, model)
     telemetry = None
     if config.telemetry.transport != "none" or config.rules:
         from .telemetry.service import TelemetryService

@@ -23,13 +23,12 @@ from . import config as cfgmod
 from .annotate import annotate
 from .config import EdgeInferConfig
 from .errors import EdgeInferError, ModelError, SourceError
-from .model import LoadedModel, load_model, resolve_package
+from .model import LoadedModel
 from .pipeline import Pipeline
-from .runner import demo_model_path, demo_source
+from .runner import context_for, demo_source, load_configured
 from .sinks.base import RunContext, Sink
-from .sinks.files import AnnotatedFramesSink, JsonlSink
+from .sinks.files import AnnotatedFramesSink, file_sinks
 from .sources import Source, open_source
-from .tuning import tune_threads
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +156,7 @@ class InferenceService:
         self._model.decoder = base.with_threshold(value) if value is not None else base
 
     def _load(self, cfg: EdgeInferConfig) -> LoadedModel:
-        path = cfg.model.path or str(demo_model_path())
-        package = resolve_package(path, cfg.model.task)  # verifies every sha256 before anything loads
-        model = load_model(package, cfg.backend, cfg.model.score_threshold, cfg.pipeline.max_batch)
-        try:
-            model.warmup(cfg.model.warmup_runs)
-            return tune_threads(model, cfg)
-        except BaseException:
-            model.close()
-            raise
+        return load_configured(cfg)[0]  # verifies every sha256 before anything loads
 
     # -- pipeline ----------------------------------------------------------------------------------
     def _open_source(self, cfg: EdgeInferConfig) -> Source:
@@ -177,13 +168,8 @@ class InferenceService:
             raise
 
     def _sinks(self, cfg: EdgeInferConfig) -> list[Sink]:
-        from pathlib import Path
-
-        sinks: list[Sink] = []
-        if cfg.output.dir:
-            sinks.append(JsonlSink(Path(cfg.output.dir) / "results.jsonl"))
-            if cfg.output.annotate:
-                sinks.append(AnnotatedFramesSink(Path(cfg.output.dir) / "annotated", cfg.output.annotate_every))
+        o = cfg.output
+        sinks: list[Sink] = list(file_sinks(o.dir, o.annotate, o.annotate_every))
         if self._telemetry is not None:
             sinks.append(self._telemetry.sink)
         return sinks + self._extra_sinks
@@ -191,10 +177,7 @@ class InferenceService:
     def context(self, model: LoadedModel | None = None) -> RunContext:
         model = model or self._model
         assert model is not None
-        m = model.package.manifest
-        return RunContext(device_id=self.config.device_id, model_name=m.name, model_version=m.version,
-                          model_sha256=model.package.model_sha256, task=m.task, labels=m.labels,
-                          backend=model.backend.info)
+        return context_for(self.config, model)
 
     def _model_changed(self, model: LoadedModel) -> None:
         """The first frame of a swapped-in model is about to reach the sinks: telemetry follows it exactly."""

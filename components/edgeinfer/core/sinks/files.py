@@ -67,6 +67,18 @@ class AnnotatedFramesSink:
         summary.setdefault("annotated_frames", self.written)
 
 
+def file_sinks(dir_: str | None, annotate: bool = True,
+               annotate_every: int = 1) -> list[JsonlSink | AnnotatedFramesSink]:
+    """The sinks ``output.dir`` asks for: results.jsonl, and annotated frames unless turned off."""
+    if not dir_:
+        return []
+    out = Path(dir_)
+    sinks: list[JsonlSink | AnnotatedFramesSink] = [JsonlSink(out / "results.jsonl")]
+    if annotate:
+        sinks.append(AnnotatedFramesSink(out / "annotated", annotate_every))
+    return sinks
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
