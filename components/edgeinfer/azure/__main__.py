@@ -18,6 +18,7 @@ import threading
 
 from ..core.config import state_dir
 from ..core.errors import EdgeInferError
+from ..core.heap import frozen_heap
 from .client import create_module_client, edge_identity
 from .delivery import DEFAULT_MAX_BYTES, ModelDownloader
 from .runtime import ModuleRuntime
@@ -59,7 +60,8 @@ def main() -> int:
         client.shutdown()
         return 0
     log.info("running; direct methods: %s", ", ".join(runtime.methods.names))
-    stop.wait()
+    with frozen_heap():  # the start-up heap stays out of full collections while the module runs
+        stop.wait()
     log.info("stopping")
     runtime.stop()
     return 0

@@ -12,6 +12,7 @@ import psutil
 import typer
 from rich.table import Table
 
+from ..core.heap import frozen_heap
 from ..core.runner import prepare
 from ..core.sinks.base import RunContext
 from ..core.types import FrameResult
@@ -111,7 +112,8 @@ def run(
                       f"{prepared.source.uri}")
     previous = {sig: signal.signal(sig, lambda *_: prepared.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = prepared.execute()
+        with frozen_heap():  # the start-up heap stays out of full collections while frames flow
+            summary = prepared.execute()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 
 from . import config as cfgmod
+from . import heap
 from .annotate import annotate
 from .config import EdgeInferConfig
 from .errors import EdgeInferError, ModelError, SourceError
@@ -181,6 +182,7 @@ class InferenceService:
 
     def _model_changed(self, model: LoadedModel) -> None:
         """The first frame of a swapped-in model is about to reach the sinks: telemetry follows it exactly."""
+        heap.refreeze()  # the old model is closed: let the collector see it once, in case it sits in a cycle
         if self._telemetry is not None:
             self._telemetry.sink.start(self.context(model))
             self._telemetry.emit_health()

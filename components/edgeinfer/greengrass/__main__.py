@@ -15,6 +15,7 @@ import sys
 import threading
 
 from ..core.errors import EdgeInferError
+from ..core.heap import frozen_heap
 from . import INFERENCE_COMPONENT
 
 log = logging.getLogger("edgeinfer.greengrass")
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: %s", args.component, exc)
         ipc.close()
         return 1
-    code = app.wait(stop)
+    with frozen_heap():  # the start-up heap stays out of full collections while the component runs
+        code = app.wait(stop)
     stop.set()
     left = app.close(args.drain_timeout)
     log.info("%s stopped; %d telemetry event(s) kept in the outbox for the next start", args.component, left)

@@ -1,0 +1,50 @@
+"""Keep the start-up heap out of the cyclic garbage collector while a run is live.
+
+After start-up a process holds tens of thousands of long-lived objects (modules, the model and
+its runtime, the SDK clients) that the collector would walk on every full collection: ~7 ms for
+the demo run's 45k objects, ~65 ms for a heap of 250k, a pause that lands on whichever thread
+allocates at that moment (a frame, an alert, an MQTT callback). ``frozen_heap()`` moves them to
+CPython's permanent generation once everything is loaded (``gc.freeze``) and gives them back at
+the end. Objects made afterwards are collected as usual; reference counting still frees frozen
+objects that are dropped, only frozen *cycles* wait for ``refreeze()``, which the service calls
+after a model swap so an old model caught in a cycle is not kept.
+
+Process-wide, so only entry points (the CLI, the Greengrass and IoT Edge mains) use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+
+def freeze() -> int:
+    """Collect, then freeze everything alive; returns the objects frozen."""
+    gc.collect()
+    gc.freeze()
+    count = gc.get_freeze_count()
+    log.debug("heap: %d start-up objects frozen out of garbage collection", count)
+    return count
+
+
+def refreeze() -> None:
+    """Let the collector see the frozen objects once (after a model swap), then freeze again.
+
+    Does nothing when nothing is frozen (outside ``frozen_heap``)."""
+    if gc.get_freeze_count():
+        gc.unfreeze()
+        freeze()
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[int]:
+    """Freeze the heap for the ``with`` block; yields the objects frozen."""
+    count = freeze()
+    try:
+        yield count
+    finally:
+        gc.unfreeze()
