@@ -55,6 +55,11 @@ class EventBase(_Model):
         from the core serializer (no str round trip; this runs once per event on the hot path)."""
         return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
+    def stamp_seq(self, seq: int) -> None:
+        """Set ``seq`` in place, past pydantic's assignment hooks: the outbox's own counter, once per event
+        on the hot path (validation would only re-check an int it made)."""
+        self.__dict__["seq"] = seq
+
     def with_seq(self, seq: int) -> EventBase:
         """A copy with ``seq`` set (the outbox stamps the stored event in place instead)."""
         return self.model_copy(update={"seq": seq})
