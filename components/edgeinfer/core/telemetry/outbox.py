@@ -146,9 +146,9 @@ class Outbox:
                     seqs[stream] = seq
                     out.stored.append(Stored(event, payload))
                 new += self._insert(rows)
-                for stream in {i.stream or i.event.type for i in items}:
-                    if stream in seqs:
-                        self._db.execute(_SET_SEQ, (stream, seqs[stream]))
+                for stream, last in seqs.items():  # the streams this transaction moved on
+                    if last != self._seq.get(stream):
+                        self._db.execute(_SET_SEQ, (stream, last))
                 counters = self._counters
                 if out.evicted or out.rejected:
                     changed = Counter({f"evicted.{k}": v for k, v in out.evicted.items()})

@@ -34,8 +34,7 @@ class Pending:
     stream: str | None = None  # sequence stream; None = the event type
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+class Stored(NamedTuple):  # a tuple: made once per event on the hot path
     event: EventBase  # with its seq
     payload: bytes  # its encoding, as stored (one copy)
 
