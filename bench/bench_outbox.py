@@ -4,7 +4,8 @@ policies, against a bare awscrt MQTT5 QoS 1 publish loop to a local Mosquitto in
     .venv/bin/python bench/bench_outbox.py [--events 20000] [--rounds 3] [--json]
 
 An append is the whole write path: seq assigned, the event encoded to JSON, the row inserted, the
-transaction committed. Target: >= 10,000 events/s with batched commits.
+transaction committed. Target: >= 10,000 events/s with batched commits. The heap is frozen as the
+service freezes it after start-up, and each case starts from ``heap.refreeze()`` (see bench_publish).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests/ holds the broker harness
 
 from bench_publish import bare_publish_rate, make_events, report
+from edgeinfer.core import heap
 from edgeinfer.core.telemetry.events import ResultEvent
 from edgeinfer.core.telemetry.outbox import Outbox, Pending
 
@@ -31,6 +33,7 @@ TOPIC = "edgeinfer/bench/result"
 def append_rate(events: list[ResultEvent], work: Path, per_commit: int, fsync: str) -> float:
     work.mkdir(parents=True)
     items = [Pending(e, (TOPIC,)) for e in events]
+    heap.refreeze()
     with Outbox(work / "outbox.db", 1 << 30, 128 * 1024, fsync) as box:
         t0 = time.perf_counter()
         for i in range(0, len(items), per_commit):
@@ -41,7 +44,12 @@ def append_rate(events: list[ResultEvent], work: Path, per_commit: int, fsync: s
 
 
 def run(n: int, rounds: int, with_broker: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    events = make_events(n)
+    with heap.frozen_heap():
+        return _run(make_events(n), rounds, with_broker)
+
+
+def _run(events: list[ResultEvent], rounds: int, with_broker: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    n = len(events)
     work = Path(tempfile.mkdtemp(prefix="bench-outbox-"))
     cases = [(1, "normal"), (100, "normal"), (1000, "normal"), (1, "full"), (100, "full")]
     samples: dict[tuple[int, str], list[float]] = {c: [] for c in cases}
