@@ -36,6 +36,21 @@ def test_small_model_on_two_cores_gets_one_thread(demo_pkgs: tuple[Path, Path],
     tuned.close()
 
 
+def test_low_power_lets_inference_threads_sleep_and_survives_tuning(demo_pkgs: tuple[Path, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "usable_cores", lambda: 2)
+    monkeypatch.setattr(tuning, "recommended_threads", lambda pre, inf, cores: 1)
+    cfg = EdgeInferConfig(backend={"low_power": True})
+    model = tuning.tune_threads(load_model(load_package(demo_pkgs[0]), cfg.backend), cfg)
+    opts = model.backend.session.get_session_options()
+    assert opts.get_session_config_entry("session.force_spinning_stop") == "1" and opts.intra_op_num_threads == 1
+    model.close()
+    default = load_model(load_package(demo_pkgs[0]))
+    with pytest.raises(RuntimeError):  # not set: onnxruntime spins between runs, as it does by default
+        default.backend.session.get_session_options().get_session_config_entry("session.force_spinning_stop")
+    default.close()
+
+
 def test_explicit_threads_and_sequential_mode_are_left_alone(demo_pkgs: tuple[Path, Path]) -> None:
     for cfg in (EdgeInferConfig(backend={"threads": 2}), EdgeInferConfig(pipeline={"mode": "sequential"})):
         model = load_model(load_package(demo_pkgs[0]), cfg.backend)

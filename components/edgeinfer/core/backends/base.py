@@ -38,6 +38,11 @@ class BackendOptions(BaseModel):
                                    "or one core left to the other pipeline stages on a 2-4 core host when "
                                    "preprocessing costs >= 25% of an inference")
     gpu_id: int = Field(default=0, ge=0)
+    low_power: bool = Field(default=False,
+                            description="onnxruntime on CPU: inference threads sleep as soon as a frame is done "
+                            "instead of spin-waiting for the next (session.force_spinning_stop). For battery "
+                            "or thermally limited devices at a paced frame rate: much less idle CPU for a few "
+                            "percent more latency per frame (docs/benchmarks.md)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,8 @@ class OnnxRuntimeBackend(Backend):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if options.threads:
             so.intra_op_num_threads = options.threads
+        if options.low_power:
+            so.add_session_config_entry("session.force_spinning_stop", "1")
         so.log_severity_level = 3  # errors only; what matters is read back below
         try:
             self.session = ort.InferenceSession(str(model_path), sess_options=so, providers=providers)
