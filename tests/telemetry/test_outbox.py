@@ -139,3 +139,21 @@ def test_ack_never_waits_for_a_writer_and_the_next_write_deletes(tmp_path: Path)
         assert count() == 2 and box.depth == 2
         box.ack([r.n for r in box.peek(10)])
         assert count() == 0 and box.depth == 0
+
+
+def test_acks_delete_exactly_their_rows_whether_consecutive_or_scattered(tmp_path: Path) -> None:
+    with open_box(tmp_path) as box:
+        put(box, *(result(i) for i in range(4)))
+        put(box, alert(0))  # row 5 sits between results 4 and 6
+        put(box, *(result(i) for i in range(4, 8)))
+        rows = {(r.type, r.seq): r for r in box.peek(20)}
+        stored = lambda: box._db.execute("SELECT type, seq FROM events ORDER BY n").fetchall()  # noqa: E731
+        stored_bytes = lambda: box._db.execute("SELECT TOTAL(size) FROM events").fetchone()[0]  # noqa: E731
+        box.ack([rows["result", s].n for s in (2, 3, 4)])  # consecutive row numbers: one range
+        assert stored() == [("result", 1), ("alert", 1), ("result", 5), ("result", 6), ("result", 7),
+                            ("result", 8)]
+        box.ack([rows["result", 1].n, rows["result", 5].n])  # scattered: the alert's row lies between
+        assert stored() == [("alert", 1), ("result", 6), ("result", 7), ("result", 8)]
+        assert box.depth == 4 and box.stats().bytes == stored_bytes()
+        box.ack([rows["result", 6].n, rows["result", 6].n, rows["result", 8].n])  # as many as a range, not one
+        assert stored() == [("alert", 1), ("result", 7)] and box.stats().bytes == stored_bytes()
