@@ -23,10 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests/ holds the broker harness
 
 from bench_publish import report
+
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.telemetry.events import AlertEvent, EventBase
 from edgeinfer.core.telemetry.service import TelemetryService
-
 from tests.telemetry.mosquitto import Mosquitto, Subscriber
 from tests.telemetry.synthetic import detection, frame, run_context
 

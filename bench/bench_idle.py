@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.runner import load_configured, prepare
 

@@ -21,10 +21,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests/ holds the broker harness
 
 from bench_publish import bare_publish_rate, make_events, report
+
 from edgeinfer.core import heap
 from edgeinfer.core.telemetry.events import ResultEvent
 from edgeinfer.core.telemetry.outbox import Outbox, Pending
-
 from tests.telemetry.mosquitto import MOSQUITTO, Mosquitto
 
 TOPIC = "edgeinfer/bench/result"

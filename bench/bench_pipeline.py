@@ -30,6 +30,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from edgeinfer.core.backends import BackendOptions
 from edgeinfer.core.benchmark import BenchResult, run_benchmark
 from edgeinfer.core.config import EdgeInferConfig

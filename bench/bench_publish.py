@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from awscrt import mqtt5  # noqa: E402
+
 from edgeinfer.core import heap  # noqa: E402
 from edgeinfer.core.telemetry.config import TelemetryConfig  # noqa: E402
 from edgeinfer.core.telemetry.delivery import PIPELINE_DEPTH, Delivery  # noqa: E402
@@ -57,7 +58,6 @@ from edgeinfer.core.telemetry.sink import result_fields  # noqa: E402
 from edgeinfer.core.telemetry.stats import Stats  # noqa: E402
 from edgeinfer.mqtt.endpoint import parse_uri  # noqa: E402
 from edgeinfer.mqtt.transport import MqttTransport  # noqa: E402
-
 from tests.telemetry.mosquitto import Mosquitto  # noqa: E402
 from tests.telemetry.synthetic import clip  # noqa: E402
 

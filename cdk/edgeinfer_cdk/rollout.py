@@ -23,6 +23,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
 from edgeinfer.greengrass import INFERENCE_COMPONENT, model_component_name
 
 from . import s3_layout

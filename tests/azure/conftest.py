@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edgeinfer.cloud.azure import schemas
 
+from edgeinfer.cloud.azure import schemas
 from tests.azure.broker import MOSQUITTO, Broker, start_broker
 from tests.azure.files_server import FileServer
 from tests.azure.hub import FakeHub

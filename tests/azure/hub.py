@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
+
 from edgeinfer.core.config import deep_merge
 
 T = TypeVar("T")

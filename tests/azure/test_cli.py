@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
+
 from edgeinfer.cli.azure import azure_app
 from edgeinfer.cloud.azure.errors import DeployError, ManifestError, RegistryError
 from edgeinfer.core.errors import ConfigError
-from typer.testing import CliRunner, Result
-
 from tests.azure.iothub_rest import FakeIotHubRest
 from tests.telemetry.pki import Pki
 

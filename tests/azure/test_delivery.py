@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from edgeinfer.azure.delivery import ModelDownloader
 from edgeinfer.azure.errors import DeliveryError
 from edgeinfer.azure.modelref import ModelRef
-
 from tests.azure.conftest import StartModule, model_url
 from tests.azure.files_server import FileServer
 from tests.azure.packages import package_zip, sha256

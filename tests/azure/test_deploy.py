@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from edgeinfer.cloud.azure.deploy import Target, connect, deploy, deployment_id
 from edgeinfer.cloud.azure.errors import DeployError
 from edgeinfer.cloud.azure.manifest import ManifestOptions, build_manifest
 from edgeinfer.cloud.azure.status import deployment_status, device_status
-
 from tests.azure.iothub_rest import API_VERSION, FakeIotHubRest
 from tests.telemetry.pki import Pki
 

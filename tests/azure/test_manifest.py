@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from edgeinfer.azure.limits import CREATE_OPTIONS_CHUNK, TWIN_PROPERTIES_MAX_BYTES
 from edgeinfer.cloud.azure import schemas
 from edgeinfer.cloud.azure.create_options import decode

@@ -16,8 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import edgeinfer
 import pytest
+
+import edgeinfer
 from edgeinfer.cloud.azure.manifest import GPU_PLATFORMS, ManifestOptions
 
 ROOT = Path(__file__).resolve().parents[2]

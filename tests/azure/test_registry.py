@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from edgeinfer.cloud.azure.errors import RegistryError
 from edgeinfer.cloud.azure.manifest import ManifestOptions, build_manifest
 from edgeinfer.cloud.azure.registry import ml_client, resolve_model

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from edgeinfer.azure.transport import ModuleOutputTransport, Outputs
 from edgeinfer.core.telemetry.transport import Message
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from edgeinfer.core.backends import open_backend
 from edgeinfer.core.backends.base import BackendOptions, TensorSpec
 from edgeinfer.core.backends.litert import LiteRtBackend, dequantize, quantize

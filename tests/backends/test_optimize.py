@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper
+
 from edgeinfer.core.backends.base import BackendOptions
 from edgeinfer.core.backends.tensorrt import META_SUFFIX, TensorRtBackend
 from edgeinfer.core.errors import BackendError, ConfigError, ModelError
 from edgeinfer.core.optimize import build_engine, write_atomic
-from onnx import TensorProto, helper
 
 from .conftest import FakeGpu
 from .fakes import BuilderFlag, IInt8EntropyCalibrator2, IInt8MinMaxCalibrator, MemoryPoolType

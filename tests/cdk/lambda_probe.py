@@ -36,13 +36,13 @@ def main(package: Path, blocked: set[str]) -> dict[str, Any]:
     sys.meta_path.insert(0, Blocker(blocked))
     sys.path[:0] = [str(ROOT / "cdk" / "edgeinfer_cdk"), str(ROOT)]
     import boto3
+    from moto import mock_aws
+    from rollout_lambda.handler import Settings, rollout
+
     from edgeinfer.cloud.aws import registry
     from edgeinfer.cloud.aws.clients import AwsClients
     from edgeinfer.cloud.aws.deploy import create, plan
     from edgeinfer.cloud.aws.publish import publish
-    from moto import mock_aws
-    from rollout_lambda.handler import Settings, rollout
-
     from tests.greengrass.conftest import add_core_device
     from tests.greengrass.fakes.greengrassv2 import FakeGreengrassV2
     from tests.greengrass.test_cloud_publish import runtime_dir

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from edgeinfer.greengrass.recipes import InferenceOptions, render_inference
-from edgeinfer.greengrass.topics import THING_VARIABLE
 from edgeinfer_cdk.config import ConfigError, FleetConfig
 from edgeinfer_cdk.iot_policies import core_policy, device_policy
 from edgeinfer_cdk.topics import THING_NAME_VARIABLE, TopicLayout
+
+from edgeinfer.greengrass.recipes import InferenceOptions, render_inference
+from edgeinfer.greengrass.topics import THING_VARIABLE
 
 from .test_rollout_lambda import BLOCKED
 

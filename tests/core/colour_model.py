@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from edgeinfer.core.modelpkg.importer import import_model
 from onnx import TensorProto, helper
+
+from edgeinfer.core.modelpkg.importer import import_model
 
 COLOURS_BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 LABELS = ["red", "green", "blue"]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
+
 from edgeinfer.core.backends.base import BackendOptions
 from edgeinfer.core.backends.onnxruntime import OnnxRuntimeBackend
-from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
 IMAGE = "images"

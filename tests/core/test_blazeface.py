@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeinfer.core.backends import BackendOptions
 from edgeinfer.core.demo import sample_image
 from edgeinfer.core.model import LoadedModel, load_model

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
+
 from edgeinfer.core.errors import ModelError
 from edgeinfer.core.geometry import Transform
 from edgeinfer.core.tasks import BoxesScoresDecoder, DecoderConfig
-from pydantic import TypeAdapter
 
 from .graphs import make_constant_outputs_graph, run_frame
 

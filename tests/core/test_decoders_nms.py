@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from edgeinfer.core.tasks.nms import batched_nms, iou_one_to_many, nms
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeinfer.core.geometry import Transform
 from edgeinfer.core.tasks import SsdAnchorDecoder
 from edgeinfer.core.tasks.ssd import ssd_anchors

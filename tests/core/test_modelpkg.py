@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from edgeinfer.core.errors import ModelError
 from edgeinfer.core.model import load_model, resolve_package
 from edgeinfer.core.modelpkg import load_package

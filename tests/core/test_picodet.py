@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pydantic import TypeAdapter, ValidationError
+
 from edgeinfer.core.backends import BackendOptions
 from edgeinfer.core.errors import ModelError
 from edgeinfer.core.geometry import Transform
@@ -15,8 +17,6 @@ from edgeinfer.core.model import LoadedModel, load_model, resolve_package
 from edgeinfer.core.modelpkg import load_package
 from edgeinfer.core.tasks import DecoderConfig, PicoDetDecoder
 from edgeinfer.core.types import Detection
-from pydantic import TypeAdapter, ValidationError
-
 from tests.conftest import run_cli
 
 # A small head: 96x64 input, strides 8/16/32 -> grids 8x12, 4x6, 2x3; 4 bins per side; 2 classes.

@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+
 from edgeinfer.core.config import PipelineConfig
 from edgeinfer.core.model import load_model
 from edgeinfer.core.modelpkg import load_package

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.errors import ConfigError, ModelError
 from edgeinfer.core.service import InferenceService

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from edgeinfer.core import tuning
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.model import load_model

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from edgeinfer.cloud.aws.clients import AwsClients
 from edgeinfer.greengrass.artifacts import build_model_artifact
 from edgeinfer.greengrass.recipes import InferenceOptions, ModelPackageInfo, render_inference, render_model

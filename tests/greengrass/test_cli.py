@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
 from edgeinfer.cli.aws import build_aws_app
 from edgeinfer.cli.greengrass import greengrass_app
 from edgeinfer.cloud.aws.errors import DeploymentError, RegistryError
 from edgeinfer.greengrass.errors import RecipeError
-from typer.testing import CliRunner
 
 from .conftest import BUCKET, add_core_device
 from .test_cloud_publish import runtime_dir

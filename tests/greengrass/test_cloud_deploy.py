@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from edgeinfer.cloud.aws import deploy, progress, registry
 from edgeinfer.cloud.aws.components import create_component, upload_runtime
 from edgeinfer.cloud.aws.errors import DeploymentError

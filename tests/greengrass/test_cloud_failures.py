@@ -9,6 +9,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from moto.core import set_initial_no_auth_action_count
+
 from edgeinfer.cloud.aws import registry
 from edgeinfer.cloud.aws.archives import make_tarball
 from edgeinfer.cloud.aws.clients import AwsClients
@@ -16,7 +18,6 @@ from edgeinfer.cloud.aws.errors import ArtifactError, AwsError
 from edgeinfer.cloud.aws.ledger import Ledger
 from edgeinfer.cloud.aws.publish import publish
 from edgeinfer.core.modelpkg import load_package, sha256_file
-from moto.core import set_initial_no_auth_action_count
 
 from .conftest import BUCKET, REGION
 

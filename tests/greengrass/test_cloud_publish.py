@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from edgeinfer import __version__
 from edgeinfer.cloud.aws import registry
 from edgeinfer.cloud.aws.errors import ArtifactError, ComponentError, RegistryError

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
 from edgeinfer.core.errors import ConfigError
 from edgeinfer.core.telemetry.transport import Message
 from edgeinfer.greengrass.app import ComponentApp

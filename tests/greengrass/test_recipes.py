@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from edgeinfer.greengrass import topics
 from edgeinfer.greengrass.errors import RecipeError
 from edgeinfer.greengrass.recipes import (

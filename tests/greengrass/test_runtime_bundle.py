@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
 from edgeinfer.cloud.aws import registry
 from edgeinfer.cloud.aws.errors import ArtifactError
 from edgeinfer.cloud.aws.publish import publish
@@ -31,7 +33,6 @@ from edgeinfer.greengrass.bundle import (
 )
 from edgeinfer.greengrass.recipes import InferenceOptions, render_inference
 from edgeinfer.greengrass.recipes.platforms import select
-from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .conftest import BUCKET, VERSION, fast_config
 from .fake_nucleus.launcher import stop
@@ -236,8 +237,9 @@ def test_publish_uploads_the_bundle_under_its_content_addressed_key(aws, demo_pk
 
 
 def test_cli_bundle_then_render_with_the_bundle(amd64_bundle: Bundle, tmp_path: Path) -> None:
-    from edgeinfer.cli.greengrass import greengrass_app
     from typer.testing import CliRunner
+
+    from edgeinfer.cli.greengrass import greengrass_app
 
     runner = CliRunner()
     _, files = contents(amd64_bundle)

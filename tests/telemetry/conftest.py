@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.telemetry.service import TelemetryService
 from edgeinfer.core.telemetry.transport import Transport

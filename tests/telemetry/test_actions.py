@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from edgeinfer.core.rules.actions import ActionOutcome, ActionRunner
 from edgeinfer.core.rules.config import CommandAction, WebhookAction
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from edgeinfer.core.config import EdgeInferConfig, validate
 from edgeinfer.core.errors import ConfigError
 from edgeinfer.core.telemetry.config import TelemetryConfig

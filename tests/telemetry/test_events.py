@@ -8,9 +8,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
+
 from edgeinfer.core.telemetry.events import PRIORITY, ResultEvent, parse_event, schema_text
 from edgeinfer.core.telemetry.service import TelemetryService
-from pydantic import ValidationError
 
 from .conftest import make_config
 from .synthetic import clip, run_context

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from edgeinfer.core.errors import TelemetryError
 from edgeinfer.core.telemetry.events import AlertEvent, EventBase, ResultEvent, SummaryEvent
 from edgeinfer.core.telemetry.outbox import Outbox, Pending
