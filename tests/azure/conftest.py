@@ -145,8 +145,8 @@ class EdgeModule:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        except subprocess.TimeoutExpired:  # the launcher and the module with it: no orphan outlives the test
+            os.killpg(self.proc.pid, signal.SIGKILL)
             return self.proc.wait(10)
 
 
@@ -180,7 +180,7 @@ def edge_module(netns_prefix: list[str], module_site: str | None, pki: Pki, shor
                "--forward", f"8883={broker.tls_socket}", "--forward", f"{FILES_PORT}={files_sock}",
                "--", sys.executable, "-m", "edgeinfer.azure"]
         with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         module = EdgeModule(hub, workload, broker, files, proc, log, state, env)
         started.append(module)
         return module

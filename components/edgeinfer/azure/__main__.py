@@ -61,7 +61,8 @@ def main() -> int:
         return 0
     log.info("running; direct methods: %s", ", ".join(runtime.methods.names))
     with frozen_heap():  # the start-up heap stays out of full collections while the module runs
-        stop.wait()
+        while not stop.wait(1.0):  # a timed wait: the main thread runs the SIGTERM handler within a second
+            pass
     log.info("stopping")
     runtime.stop()
     return 0
