@@ -268,7 +268,10 @@ class Pipeline:
         pending: dict[int, _Item] = {}
         next_seq = 0
         while True:
-            item = self._q_post.get()
+            try:  # timed: on the CLI this is the main thread, which must wake to run a SIGTERM handler
+                item = self._q_post.get(timeout=0.5)
+            except queue.Empty:
+                continue
             if item is _END:
                 break
             pending[item.seq] = item
