@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import BackendError, ModelError
 from .base import Backend, BackendInfo, BackendOptions, TensorSpec
+from .ort_gpu import preload_nvidia_libraries, why_not_started
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class OnnxRuntimeBackend(Backend):
         for p in wanted:
             if p in available:
                 providers.append((p, self._provider_options(p, options, model_path)))
+        preload_nvidia_libraries(ort, [p for p, _ in providers])
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if options.threads:
@@ -76,7 +78,10 @@ class OnnxRuntimeBackend(Backend):
                              "check that the file is a valid ONNX model (edgeinfer model verify)") from exc
         active = self.session.get_providers()
         asked = [p for p, _ in providers]
-        self.info = self._describe(options, wanted, asked, missing, active)
+        accel = [p for p in asked if p != "CPUExecutionProvider"]
+        failed = accel[0] if accel and (not active or active[0] != accel[0]) else None
+        not_started = f"{failed} did not start: {why_not_started(ort, failed)}" if failed else None
+        self.info = self._describe(options, wanted, missing, active, not_started)
         self.inputs = [self._spec(i) for i in self.session.get_inputs()]
         self.outputs = [self._spec(o) for o in self.session.get_outputs()]
         self._output_names = [o.name for o in self.outputs]
@@ -97,14 +102,12 @@ class OnnxRuntimeBackend(Backend):
         return {}
 
     @staticmethod
-    def _describe(options: BackendOptions, wanted: list[str], asked: list[str], missing: list[str],
-                  active: list[str]) -> BackendInfo:
+    def _describe(options: BackendOptions, wanted: list[str], missing: list[str], active: list[str],
+                  not_started: str | None) -> BackendInfo:
         first = active[0] if active else "CPUExecutionProvider"
         reason = None
-        asked_accel = [p for p in asked if p != "CPUExecutionProvider"]
-        if asked_accel and first not in asked_accel[:1]:
-            reason = (f"{asked_accel[0]} is installed but did not start (no usable device or driver?); "
-                      f"running on {first}")
+        if not_started:
+            reason = f"{not_started}; running on {first}"
         elif options.device and options.device != "cpu" and PROVIDERS[options.device] in missing:
             reason = (f"{PROVIDERS[options.device]} was requested but this onnxruntime build lacks it "
                       f"(install edgeinfer[gpu]); running on {first}")
