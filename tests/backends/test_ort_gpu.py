@@ -12,7 +12,7 @@ import onnxruntime
 
 from edgeinfer.core.backends import BackendOptions
 from edgeinfer.core.backends.onnxruntime import OnnxRuntimeBackend
-from edgeinfer.core.backends.ort_gpu import load_error, preload_nvidia_libraries, why_not_started
+from edgeinfer.core.backends.ort_gpu import load_error, preload_nvidia_libraries, why_not_started, with_fix
 
 
 def fake_ort(tmp_path: Path, lib_bytes: bytes | None) -> types.SimpleNamespace:
@@ -54,3 +54,11 @@ def test_cuda_asked_of_the_cpu_build_runs_degraded_and_says_why(demo_pkgs: tuple
     assert info.device == "cpu" and info.active == ["CPUExecutionProvider"] and info.degraded
     assert "CUDAExecutionProvider was requested but this onnxruntime build lacks it" in info.reason
     backend.close()
+
+
+def test_each_missing_library_gets_its_own_fix() -> None:
+    missing = "cannot open shared object file: No such file or directory"
+    driver = with_fix(f"libcuda.so.1: {missing}", "13.0")  # NVIDIA's wheels preloaded, no GPU driver
+    assert "install the NVIDIA driver" in driver and "pip install 'onnxruntime" not in driver
+    assert "install CUDA 13 and cuDNN 9" in with_fix(f"libcublasLt.so.13: {missing}", "13.0")
+    assert "install TensorRT" in with_fix(f"libnvinfer.so.10: {missing}", "13.0")

@@ -55,10 +55,17 @@ def why_not_started(ort: Any, provider: str) -> str:
     cause = load_error(Path(ort.__file__).parent / "capi" / lib)
     if cause is None:
         return "its libraries load, so no usable GPU or driver was found -> check nvidia-smi and the driver"
+    return with_fix(cause, _cuda_version(ort))
+
+
+def with_fix(cause: str, cuda_version: str | None) -> str:
+    """The loader's message, and what installs the library it names."""
+    if "libcuda.so" in cause:  # the driver's library: no pip package brings it
+        return f"{cause} -> install the NVIDIA driver (or run where a GPU is: JetPack, --gpus all)"
     if "nvinfer" in cause:
         return f"{cause} -> install TensorRT for this CUDA (JetPack, or pip install tensorrt) or use device cuda"
-    cuda = _cuda_version(ort)
-    need = f"CUDA {cuda.split('.')[0]} and cuDNN 9" if cuda else "the CUDA and cuDNN this onnxruntime was built for"
+    need = (f"CUDA {cuda_version.split('.')[0]} and cuDNN 9" if cuda_version
+            else "the CUDA and cuDNN this onnxruntime was built for")
     return f"{cause} -> install {need} (pip install 'onnxruntime-gpu[cuda,cudnn]') or put them on LD_LIBRARY_PATH"
 
 
