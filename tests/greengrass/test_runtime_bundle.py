@@ -195,6 +195,7 @@ def test_gpu_bundle_ships_onnxruntime_gpu_in_place_of_onnxruntime(amd64_bundle: 
     (gpu,) = build_bundles([BundleRequest(Target(NVIDIA))], tmp_path / "out", wheel=wheel, cache=wheel_cache,
                            find_links=[_stand_in_onnxruntime_gpu(tmp_path)])
     assert gpu.manifest.extras == ["aws", "gpu"] and "onnxruntime-gpu" in names(gpu)
+    assert not list(wheel_cache.glob("onnxruntime_gpu-99*")), "a --find-links wheel must not enter the shared cache"
     assert not names(gpu) & {"onnxruntime", "ai-edge-litert"}, "they cannot share a venv; tflite is a CPU extra"
     assert ("onnxruntime-gpu", "99.0.0") in {(n, v) for n, v, _ in requirements(
         zipfile.ZipFile(gpu.path).read(REQUIREMENTS_NAME).decode())}

@@ -2,7 +2,9 @@
 
 The cache is a plain folder of wheels given to pip as ``--find-links``: a wheel pip already has there is
 copied instead of downloaded (pip prefers a local file over the index's identical one), and every wheel
-fetched is added to it. The project's own wheel is never cached (it changes with every edit).
+fetched from the index is added to it. The project's own wheel is never cached (it changes with every
+edit), nor is one taken from a ``--find-links`` folder: a private or stand-in wheel stays out of the
+next bundle that does not ask for it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from .targets import Target
 log = logging.getLogger(__name__)
 
 
-def _remember(wheels: list[Path], cache: Path, skip: str) -> None:
+def _remember(wheels: list[Path], cache: Path, skip: set[str]) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     for w in wheels:
         dest = cache / w.name
-        if w.name != skip and not dest.exists():
+        if w.name not in skip and not dest.exists():
             partial = cache / f".{w.name}.partial"
             shutil.copyfile(w, partial)
             partial.replace(dest)  # never a half-written wheel in the cache
@@ -44,5 +46,6 @@ def download(project_wheel: Path, extras: Sequence[str], target: Target, dest: P
             "for wheels PyPI lacks, e.g. NVIDIA's onnxruntime-gpu for Jetson)", progress)
     wheels = sorted(dest.glob("*.whl"))
     if cache is not None:
-        _remember(wheels, cache, skip=project_wheel.name)
+        local = {w.name for folder in find_links for w in Path(folder).glob("*.whl")}
+        _remember(wheels, cache, skip={project_wheel.name, *local})
     return wheels
