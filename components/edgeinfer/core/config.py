@@ -60,6 +60,13 @@ class OutputConfig(_Section):
     annotate: bool = Field(default=True, description="Write annotated frames (boxes, labels, scores)")
     annotate_every: int = Field(default=1, ge=1, description="Annotate every Nth frame of a stream")
     print_detections: bool = Field(default=True, description="CLI: print each detection as it happens")
+    results_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, le=1 << 40,
+                                   description="results.jsonl is rotated (results.jsonl.1 ...) at this size")
+    results_keep: int = Field(default=2, ge=0, le=100, description="Rotated results files kept beside the live one")
+    annotated_max_files: int = Field(default=1000, ge=1, le=10_000_000,
+                                     description="Annotated frames kept; the oldest are removed beyond this")
+    annotated_max_bytes: int = Field(default=256 * 1024 * 1024, ge=65_536, le=1 << 40,
+                                     description="Bytes of annotated frames kept; the oldest are removed beyond this")
 
 
 class EdgeInferConfig(_Section):

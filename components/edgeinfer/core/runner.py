@@ -134,7 +134,7 @@ def prepare(config: EdgeInferConfig, extra_sinks: list[Sink] | None = None, prog
         model.close()
         raise
     o = config.output
-    sinks: list[Sink] = [*file_sinks(o.dir, o.annotate, o.annotate_every), *(extra_sinks or [])]
+    sinks: list[Sink] = [*file_sinks(o), *(extra_sinks or [])]
     ctx = context_for(config, model)
     telemetry = None
     if config.telemetry.transport != "none" or config.rules:

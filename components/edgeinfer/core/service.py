@@ -170,7 +170,7 @@ class InferenceService:
 
     def _sinks(self, cfg: EdgeInferConfig) -> list[Sink]:
         o = cfg.output
-        sinks: list[Sink] = list(file_sinks(o.dir, o.annotate, o.annotate_every))
+        sinks: list[Sink] = list(file_sinks(o))
         if self._telemetry is not None:
             sinks.append(self._telemetry.sink)
         return sinks + self._extra_sinks

@@ -7,13 +7,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import cv2
 
 from ..annotate import annotate
 from ..types import FrameResult
 from .base import RunContext
+
+if TYPE_CHECKING:
+    from ..config import OutputConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +70,14 @@ class AnnotatedFramesSink:
         summary.setdefault("annotated_frames", self.written)
 
 
-def file_sinks(dir_: str | None, annotate: bool = True,
-               annotate_every: int = 1) -> list[JsonlSink | AnnotatedFramesSink]:
-    """The sinks ``output.dir`` asks for: results.jsonl, and annotated frames unless turned off."""
-    if not dir_:
+def file_sinks(output: OutputConfig) -> list[JsonlSink | AnnotatedFramesSink]:
+    """The sinks ``output`` asks for: results.jsonl in ``output.dir``, and annotated frames unless turned off."""
+    if not output.dir:
         return []
-    out = Path(dir_)
+    out = Path(output.dir)
     sinks: list[JsonlSink | AnnotatedFramesSink] = [JsonlSink(out / "results.jsonl")]
-    if annotate:
-        sinks.append(AnnotatedFramesSink(out / "annotated", annotate_every))
+    if output.annotate:
+        sinks.append(AnnotatedFramesSink(out / "annotated", output.annotate_every))
     return sinks
 
 
