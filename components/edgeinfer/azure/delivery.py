@@ -4,25 +4,34 @@
   ``Range: bytes=<have>-`` and appends (a server that ignores ranges answers 200 and we start over).
 * Bounded: ``Content-Length``, the twin's ``size`` and the module's limit are checked before and while
   reading, so a wrong or hostile URL cannot fill the disk.
+* Space-checked: before any byte is written the size still to come (twin ``size`` or ``Content-Length``)
+  plus a margin must fit in the free space of the models folder (unretained old downloads are pruned
+  first to make room). A write error (ENOSPC) removes the ``.part`` and fails the delivery at once.
 * Verified: the sha256 of the whole file must equal the twin's before the file is renamed into place;
   the core then verifies the package's own per-file hashes, loads and warms the model up before it
   swaps. Any failure raises DeliveryError and leaves the running model alone.
 
-Files live in ``<state>/azure/models/<sha256>/<name>``: a model already fetched is never fetched again,
-and only the newest ``keep`` models stay on disk.
+Files live in ``<state>/azure/models/<sha256>/<name>``: a model already fetched is never fetched again.
+What stays on disk: every model the runtime *retains* (the active one and the last-good one: see
+``retain``; the set survives restarts in ``retained.json``), anything passed as ``keep`` to ``fetch`` or
+``prune``, and at most the newest ``keep`` other downloads (rejected or superseded ones).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import http.client
+import json
 import logging
+import os
 import re
 import shutil
 import ssl
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -34,6 +43,10 @@ from .modelref import ModelRef
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_KEEP = 3  # unretained downloads kept besides the retained ones (newest first)
+FREE_MARGIN_RATIO = 0.10  # a download needs its size + 10 % + 16 MiB free before the first byte is written
+FREE_MARGIN_BYTES = 16 * 1024**2
+RETAINED_FILE = "retained.json"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 Progress = Callable[[int, int | None], None]
 
@@ -48,40 +61,87 @@ def file_name(uri: str) -> str:
     return name or "model.bin"
 
 
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB"
+
+
 class _Retry(Exception):
     """A transient failure: try again, resuming from what is on disk."""
 
 
 class ModelDownloader:
     def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = 30.0,
-                 attempts: int = 5, keep: int = 3, ssl_context: ssl.SSLContext | None = None,
-                 chunk_bytes: int = 1 << 20, stop: threading.Event | None = None) -> None:
+                 attempts: int = 5, keep: int = DEFAULT_KEEP, ssl_context: ssl.SSLContext | None = None,
+                 chunk_bytes: int = 1 << 20, stop: threading.Event | None = None,
+                 free_margin_bytes: int = FREE_MARGIN_BYTES, free_margin_ratio: float = FREE_MARGIN_RATIO) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.attempts = attempts
-        self.keep = keep
+        self.keep = max(1, keep)
         self.chunk_bytes = chunk_bytes
+        self.free_margin_bytes = free_margin_bytes
+        self.free_margin_ratio = free_margin_ratio
         self._stop = stop or threading.Event()
+        self._lock = threading.Lock()
+        self._retained: frozenset[str] = self._load_retained()
         handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=ssl_context)]
         self._opener = urllib.request.build_opener(*handlers)
 
     def path_for(self, ref: ModelRef) -> Path:
         return self.root / ref.sha256 / file_name(ref.uri)
 
-    def fetch(self, ref: ModelRef, progress: Progress = _noop) -> Path:
-        """Download (or reuse) and verify ``ref``; return the local file. Raises DeliveryError."""
+    # -- what stays on disk ------------------------------------------------------------------------
+    @property
+    def retained(self) -> frozenset[Path]:
+        """The model folders that ``retain`` protects (``<root>/<sha256>``)."""
+        return frozenset(self.root / name for name in self._retained)
+
+    def retain(self, paths: Iterable[Path]) -> list[Path]:
+        """Protect exactly these models (files or their folders under ``root``; others are ignored) from
+        pruning, replacing the previous set, persist the set, then prune. Returns the folders removed.
+
+        The runtime calls it after a swap succeeded with ``{new active, previous active (last-good)}``."""
+        names = frozenset(n for p in paths if (n := self._dir_name(p)) is not None)
+        with self._lock:
+            self._retained = names
+            self._save_retained(names)
+        return self.prune()
+
+    def prune(self, keep: Iterable[Path] = ()) -> list[Path]:
+        """Remove downloads that are neither retained nor in ``keep``, beyond the newest ``self.keep``.
+        Returns the folders removed."""
+        return self._prune(self._protected(keep), self.keep)
+
+    def space_needed(self, nbytes: int) -> int:
+        """Free bytes a download of ``nbytes`` needs before it starts: the size plus the margin."""
+        return nbytes + int(nbytes * self.free_margin_ratio) + self.free_margin_bytes
+
+    # -- fetching ----------------------------------------------------------------------------------
+    def fetch(self, ref: ModelRef, progress: Progress = _noop, keep: Iterable[Path] = ()) -> Path:
+        """Download (or reuse) and verify ``ref``; return the local file. Raises DeliveryError.
+
+        ``keep``: models that must survive this call (besides the retained ones) whatever happens; pruning
+        after a download, or to make room for it, never touches them."""
+        protect = self._protected(keep)
         final = self.path_for(ref)
         if final.is_file() and sha256_file(final) == ref.sha256:
             log.info("model %s already on disk at %s", ref.label(), final)
+            self._touch(final.parent)
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryError(f"model {ref.label()}: cannot create {final.parent}: {exc.strerror or exc}",
+                                f"make {self.root} writable and free space there (the old model keeps running)"
+                                ) from exc
         part = final.with_name(final.name + ".part")
         limit = min(self.max_bytes, ref.size or self.max_bytes)
+        protect = protect | {final.parent.name}
         last: str = ""
         for attempt in range(1, self.attempts + 1):
             try:
-                self._download(ref, part, limit, progress)
+                self._download(ref, part, limit, progress, protect)
                 break
             except _Retry as exc:
                 last = str(exc)
@@ -95,12 +155,15 @@ class ModelDownloader:
                                 "the next desired-properties update")
         self._verify(ref, part)
         part.replace(final)
-        self._prune(keep_dir=final.parent)
+        self._touch(final.parent)
+        self._prune(protect - {final.parent.name}, self.keep, first=final.parent.name)
         log.info("model %s downloaded and verified: %s", ref.label(), final)
         return final
 
-    def _download(self, ref: ModelRef, part: Path, limit: int, progress: Progress) -> None:
+    def _download(self, ref: ModelRef, part: Path, limit: int, progress: Progress, protect: frozenset[str]) -> None:
         have = part.stat().st_size if part.is_file() else 0
+        if ref.size is not None and ref.size > have:
+            self._ensure_space(ref, part, ref.size - have, protect)
         headers = {"User-Agent": f"edgeinfer/{__version__}"}
         if have:
             headers["Range"] = f"bytes={have}-"
@@ -134,28 +197,82 @@ class ModelDownloader:
                 part.unlink(missing_ok=True)
                 raise DeliveryError(f"model {ref.label()} is {total} bytes, over the {limit}-byte limit",
                                     "check model.uri and model.size, or raise EDGEINFER_MODEL_MAX_BYTES")
+            if total is not None:
+                if resp_mode == "wb":
+                    part.unlink(missing_ok=True)  # starting over: what is there frees up
+                self._ensure_space(ref, part, total - have, protect)
             self._copy(ref, resp, part, resp_mode, have, limit, total, progress)
 
-    def _copy(self, ref: ModelRef, resp: object, part: Path, mode: str, have: int, limit: int,
+    def _copy(self, ref: ModelRef, resp: http.client.HTTPResponse, part: Path, mode: str, have: int, limit: int,
               total: int | None, progress: Progress) -> None:
         done = have
+        with self._writing(ref, part, done):
+            out = part.open(mode)
         try:
-            with part.open(mode) as out:
-                while block := resp.read(self.chunk_bytes):  # type: ignore[attr-defined]
-                    done += len(block)
-                    if done > limit:
-                        out.close()
-                        part.unlink(missing_ok=True)
-                        raise DeliveryError(f"model {ref.label()}: more than {limit} bytes received",
-                                            "check model.uri and model.size, or raise EDGEINFER_MODEL_MAX_BYTES")
+            while True:
+                try:
+                    block = resp.read(self.chunk_bytes)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Retry(f"connection lost after {done} bytes: {exc}") from exc
+                if not block:
+                    break
+                done += len(block)
+                if done > limit:
+                    out.close()
+                    part.unlink(missing_ok=True)
+                    raise DeliveryError(f"model {ref.label()}: more than {limit} bytes received",
+                                        "check model.uri and model.size, or raise EDGEINFER_MODEL_MAX_BYTES")
+                with self._writing(ref, part, done - len(block)):
                     out.write(block)
-                    progress(done, total)
-                    if self._stop.is_set():
-                        raise _Retry("stopping")
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Retry(f"connection lost after {done} bytes: {exc}") from exc
+                    out.flush()
+                progress(done, total)
+                if self._stop.is_set():
+                    raise _Retry("stopping")
+            with self._writing(ref, part, done):
+                os.fsync(out.fileno())  # delayed allocation reports a full disk here
+                out.close()
+        finally:
+            if not out.closed:
+                try:
+                    out.close()
+                except OSError:
+                    part.unlink(missing_ok=True)
         if total is not None and done < total:
             raise _Retry(f"connection closed after {done} of {total} bytes")
+
+    @contextlib.contextmanager
+    def _writing(self, ref: ModelRef, part: Path, done: int) -> Iterator[None]:
+        """Writes on ``part``: a failure (disk full above all) removes the part and fails the delivery."""
+        try:
+            yield
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            free = self._free(part.parent)
+            what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+            raise DeliveryError(f"model {ref.label()}: {what} writing {part} after {done} bytes "
+                                f"({_mib(free)} free); the partial file was removed",
+                                f"free space under {self.root} (the old model keeps running); the download "
+                                "starts over on the next desired-properties update") from exc
+
+    def _ensure_space(self, ref: ModelRef, part: Path, need: int, protect: frozenset[str]) -> None:
+        """Refuse, before anything is written, a download that would not fit with the margin."""
+        want = self.space_needed(need)
+        free = self._free(part.parent)
+        if want > free and self._prune(protect, 0, exclude=part.parent.name):
+            free = self._free(part.parent)  # old, unretained downloads made room
+        if want > free:
+            part.unlink(missing_ok=True)
+            raise DeliveryError(f"model {ref.label()}: needs {_mib(want)} free ({need} bytes + margin), only "
+                                f"{_mib(free)} free under {self.root}; nothing was written",
+                                "free space on the device (the old model keeps running); it is retried on the "
+                                "next desired-properties update")
+
+    @staticmethod
+    def _free(path: Path) -> int:
+        try:
+            return shutil.disk_usage(path).free
+        except OSError:
+            return 0
 
     def _verify(self, ref: ModelRef, part: Path) -> None:
         digest = sha256_file(part)
@@ -166,7 +283,61 @@ class ModelDownloader:
                                 f"{ref.sha256[:12]}…, {size} bytes)", "the file at model.uri is not the one the "
                                 "twin names: fix model.uri or model.sha256 (the old model keeps running)")
 
-    def _prune(self, keep_dir: Path) -> None:
-        dirs = sorted((d for d in self.root.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
-        for old in [d for d in dirs if d != keep_dir][max(0, self.keep - 1):]:
+    # -- pruning -----------------------------------------------------------------------------------
+    def _dir_name(self, path: Path) -> str | None:
+        """The ``<sha256>`` folder name a path under ``root`` belongs to, or None."""
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(self.root))
+        except ValueError:
+            return None
+        return rel.parts[0] if rel.parts and not rel.parts[0].startswith(".") else None
+
+    def _protected(self, keep: Iterable[Path]) -> frozenset[str]:
+        return self._retained | {n for p in keep if (n := self._dir_name(p)) is not None}
+
+    def _prune(self, protect: frozenset[str], others: int, first: str | None = None,
+               exclude: str | None = None) -> list[Path]:
+        """Keep ``protect`` and the newest ``others`` of the rest (``first`` counts as the newest; ``exclude``
+        is never touched nor counted); remove the rest."""
+        try:
+            dirs = [d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        except OSError:
+            return []
+        candidates = [d for d in dirs if d.name not in protect and d.name != exclude]
+        candidates.sort(key=lambda d: (d.name != first, -self._mtime(d)))
+        removed = candidates[others:]
+        for old in removed:
+            log.info("pruning model download %s", old)
             shutil.rmtree(old, ignore_errors=True)
+        return removed
+
+    @staticmethod
+    def _mtime(d: Path) -> float:
+        try:
+            return d.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    @staticmethod
+    def _touch(d: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(d)
+
+    def _load_retained(self) -> frozenset[str]:
+        try:
+            names = json.loads((self.root / RETAINED_FILE).read_text())
+        except (OSError, ValueError):
+            return frozenset()
+        return frozenset(n for n in names if isinstance(n, str) and re.fullmatch(r"[0-9a-f]{64}", n)) \
+            if isinstance(names, list) else frozenset()
+
+    def _save_retained(self, names: frozenset[str]) -> None:
+        path = self.root / RETAINED_FILE
+        tmp = path.with_name(f".{RETAINED_FILE}.tmp")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(sorted(names)))
+            tmp.replace(path)
+        except OSError as exc:  # kept in memory: a restart before the next retain may prune more than it should
+            tmp.unlink(missing_ok=True)
+            log.warning("could not save the retained models to %s: %s", path, exc)
