@@ -23,7 +23,7 @@ from .telemetry.config import TelemetryConfig
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
@@ -33,7 +33,8 @@ class ModelConfig(_Section):
         default=None, description="Task of a bare model file (packages carry their own)")
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0,
                                           description="Overrides the package decoder's score threshold")
-    warmup_runs: int = Field(default=2, ge=0, description="Inferences on a blank frame before the first real one")
+    warmup_runs: int = Field(default=2, ge=0, le=1000,
+                             description="Inferences on a blank frame before the first real one")
 
 
 class SourceConfig(_Section):
@@ -42,8 +43,8 @@ class SourceConfig(_Section):
     live: bool | None = Field(default=None, description="Drop stale frames (keep the latest). None = live for "
                               "cameras and streams, not for files")
     loop: bool = Field(default=False, description="Start a file source again at its end")
-    fps: float | None = Field(default=None, gt=0, description="Pace reading to this rate (None = as fast as "
-                              "the source gives)")
+    fps: float | None = Field(default=None, ge=0.01, le=1000, description="Pace reading to this rate (None = as "
+                              "fast as the source gives). 0.01 = one frame every 100 s")
 
 
 class PipelineConfig(_Section):
@@ -51,14 +52,16 @@ class PipelineConfig(_Section):
         default="pipelined", description="pipelined: stages overlap in threads; sequential: one frame at a time")
     queue_size: int = Field(default=4, ge=1, le=1024, description="Bound of each inter-stage queue")
     max_batch: int = Field(default=1, ge=1, le=256, description="Largest batch when the model has a batch dim")
-    max_wait_ms: float = Field(default=2.0, ge=0, description="How long a partial batch waits for more frames")
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000,
+                               description="How long a partial batch waits for more frames (at most 1 s: longer "
+                               "stalls a live stream)")
     preprocess_threads: int = Field(default=1, ge=1, le=16)
 
 
 class OutputConfig(_Section):
     dir: str | None = Field(default=None, description="Write results.jsonl, annotated frames and summary.json here")
     annotate: bool = Field(default=True, description="Write annotated frames (boxes, labels, scores)")
-    annotate_every: int = Field(default=1, ge=1, description="Annotate every Nth frame of a stream")
+    annotate_every: int = Field(default=1, ge=1, le=1_000_000, description="Annotate every Nth frame of a stream")
     print_detections: bool = Field(default=True, description="CLI: print each detection as it happens")
     results_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096, le=1 << 40,
                                    description="results.jsonl is rotated (results.jsonl.1 ...) at this size")
@@ -83,7 +86,7 @@ class EdgeInferConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
-    max_frames: int | None = Field(default=None, ge=1, description="Stop after this many frames")
+    max_frames: int | None = Field(default=None, ge=1, le=10**12, description="Stop after this many frames")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def resolved_state_dir(self) -> Path:

@@ -16,7 +16,7 @@ Precision = Literal["fp32", "fp16", "int8"]
 class BackendOptions(BaseModel):
     """Backend choice and tuning, shared by every backend (each reads what applies to it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(default="auto", description="auto, onnxruntime, litert or tensorrt")
     device: str | None = Field(
@@ -33,11 +33,11 @@ class BackendOptions(BaseModel):
     int8_calibration_table: str | None = None
     edgetpu_device: str | None = Field(default=None, description="Edge TPU to open: usb, usb:0, pci:0 (None = any)")
     edgetpu_library: str = "libedgetpu.so.1"
-    threads: int | None = Field(default=None, ge=1,
+    threads: int | None = Field(default=None, ge=1, le=256,
                                 description="CPU threads for inference. None = auto: the runtime's default, "
                                    "or one core left to the other pipeline stages on a 2-4 core host when "
                                    "preprocessing costs >= 25% of an inference")
-    gpu_id: int = Field(default=0, ge=0)
+    gpu_id: int = Field(default=0, ge=0, le=63, description="CUDA device index")
     low_power: bool = Field(default=False,
                             description="onnxruntime on CPU: inference threads sleep as soon as a frame is done "
                             "instead of spin-waiting for the next (session.force_spinning_stop). For battery "

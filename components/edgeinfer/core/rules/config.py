@@ -27,9 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..telemetry.limits import topic_problem
 
+MAX_ITEMS = 10_000  # detections in one frame: far above any decoder's top-k
+MAX_FRAMES = 1_000_000  # consecutive frames: over 9 hours at 30 fps
+ACTION_TIMEOUT_MAX_S = 600  # a hook that takes longer holds up every later action of the run
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Condition(_Strict):
@@ -39,8 +43,9 @@ class Condition(_Strict):
     min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     min_area: float | None = Field(default=None, ge=0.0, le=1.0, description="Smallest box area, share of the frame")
     max_area: float | None = Field(default=None, ge=0.0, le=1.0, description="Largest box area, share of the frame")
-    min_count: int = Field(default=1, ge=0, description="At least this many matching items")
-    max_count: int | None = Field(default=None, ge=0, description="At most this many (0 with min_count 0 = absence)")
+    min_count: int = Field(default=1, ge=0, le=MAX_ITEMS, description="At least this many matching items")
+    max_count: int | None = Field(default=None, ge=0, le=MAX_ITEMS,
+                                  description="At most this many (0 with min_count 0 = absence)")
 
     @model_validator(mode="after")
     def _ranges(self) -> Condition:
@@ -54,8 +59,9 @@ class Condition(_Strict):
 class Over(_Strict):
     """How long the condition must hold: N consecutive frames, or a share of the frames in a window."""
 
-    frames: int | None = Field(default=None, ge=1, description="N consecutive matching frames")
-    window_s: float | None = Field(default=None, gt=0, description="Time window in seconds (frame time)")
+    frames: int | None = Field(default=None, ge=1, le=MAX_FRAMES, description="N consecutive matching frames")
+    window_s: float | None = Field(default=None, ge=0.1, le=3600, description="Time window in seconds (frame "
+                                   "time), at most an hour: the window keeps one entry per frame")
     min_ratio: float = Field(default=1.0, gt=0.0, le=1.0, description="Window: share of frames that must match")
 
     @model_validator(mode="after")
@@ -70,7 +76,7 @@ class Over(_Strict):
 class Hysteresis(_Strict):
     """Once fired, a rule re-arms only after the (relaxed) condition fails for ``clear_frames`` frames."""
 
-    clear_frames: int = Field(default=1, ge=1)
+    clear_frames: int = Field(default=1, ge=1, le=MAX_FRAMES)
     score_margin: float = Field(default=0.0, ge=0.0, le=1.0,
                                 description="While fired, min_score is lowered by this much")
 
@@ -101,7 +107,8 @@ class CommandAction(_Strict):
 
     type: Literal["command"] = "command"
     argv: list[str] = Field(min_length=1)
-    timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=10.0, ge=0.1, le=ACTION_TIMEOUT_MAX_S,
+                             description="Kill the program after this long (actions run one at a time)")
 
 
 class WebhookAction(_Strict):
@@ -109,7 +116,8 @@ class WebhookAction(_Strict):
 
     type: Literal["webhook"] = "webhook"
     url: str = Field(pattern=r"^https?://", description="http:// or https:// URL")
-    timeout_s: float = Field(default=5.0, gt=0)
+    timeout_s: float = Field(default=5.0, ge=0.1, le=ACTION_TIMEOUT_MAX_S,
+                             description="Give up on the request after this long (actions run one at a time)")
     headers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -121,7 +129,8 @@ class RuleConfig(_Strict):
     enabled: bool = True
     when: Condition = Field(default_factory=Condition)
     over: Over = Field(default_factory=Over)
-    cooldown_s: float = Field(default=0.0, ge=0.0, description="Least time between two alerts of this rule")
+    cooldown_s: float = Field(default=0.0, ge=0.0, le=86_400,
+                              description="Least time between two alerts of this rule (at most a day)")
     hysteresis: Hysteresis = Field(default_factory=Hysteresis)
     actions: list[Action] = Field(default_factory=lambda: [AlertAction()], min_length=1)
 
