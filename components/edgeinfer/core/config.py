@@ -32,7 +32,7 @@ class ModelConfig(_Section):
     task: Literal["detection", "classification", "segmentation"] | None = Field(
         default=None, description="Task of a bare model file (packages carry their own)")
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0,
-                                          description="Overrides the package decoder's score threshold")
+                                          description="Overrides the package decoder's score threshold (0 to 1)")
     warmup_runs: int = Field(default=2, ge=0, le=1000,
                              description="Inferences on a blank frame before the first real one")
 
@@ -43,8 +43,8 @@ class SourceConfig(_Section):
     live: bool | None = Field(default=None, description="Drop stale frames (keep the latest). None = live for "
                               "cameras and streams, not for files")
     loop: bool = Field(default=False, description="Start a file source again at its end")
-    fps: float | None = Field(default=None, ge=0.01, le=1000, description="Pace reading to this rate (None = as "
-                              "fast as the source gives). 0.01 = one frame every 100 s")
+    fps: float | None = Field(default=None, ge=0.01, le=1000, description="Pace reading to this rate, 0.01 (one "
+                              "frame every 100 s) to 1000 fps (None = as fast as the source gives)")
 
 
 class PipelineConfig(_Section):
@@ -86,7 +86,8 @@ class EdgeInferConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
-    max_frames: int | None = Field(default=None, ge=1, le=10**12, description="Stop after this many frames")
+    max_frames: int | None = Field(default=None, ge=1, le=10**12,
+                                   description="Stop after this many frames (1 to 10^12)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def resolved_state_dir(self) -> Path:

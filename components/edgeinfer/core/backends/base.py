@@ -34,7 +34,7 @@ class BackendOptions(BaseModel):
     edgetpu_device: str | None = Field(default=None, description="Edge TPU to open: usb, usb:0, pci:0 (None = any)")
     edgetpu_library: str = "libedgetpu.so.1"
     threads: int | None = Field(default=None, ge=1, le=256,
-                                description="CPU threads for inference. None = auto: the runtime's default, "
+                                description="CPU threads for inference, 1 to 256. None = auto: the runtime's default, "
                                    "or one core left to the other pipeline stages on a 2-4 core host when "
                                    "preprocessing costs >= 25% of an inference")
     gpu_id: int = Field(default=0, ge=0, le=63, description="CUDA device index")
