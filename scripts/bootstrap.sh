@@ -2,7 +2,8 @@
 # Make sure the system tools a target needs are present. Installs them with apt-get when running as
 # root on Debian/Ubuntu; otherwise says exactly what is missing and how to install it, and fails.
 #   scripts/bootstrap.sh python        python3 with venv + pip (make demo, make test)
-#   scripts/bootstrap.sh test          + mosquitto (telemetry tests) and node/npm (CDK synth)
+#   scripts/bootstrap.sh test          + mosquitto (telemetry tests), node/npm (CDK synth) and GStreamer's
+#                                      RTSP server for the system python3 (the RTSP camera in tests/faults)
 set -euo pipefail
 what=${1:-python}
 missing=()   # Debian package names
@@ -18,6 +19,10 @@ if [ "$what" = test ]; then
   need_cmd mosquitto mosquitto
   need_cmd node nodejs
   need_cmd npm npm
+  # The test RTSP camera runs on the system python (the venv cannot import gi): PyGObject + GstRtspServer
+  # + the JPEG/RTP elements of plugins-good.
+  /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' \
+    >/dev/null 2>&1 || missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
