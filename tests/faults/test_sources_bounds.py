@@ -73,6 +73,12 @@ def test_empty_and_corrupt_images_are_bad_frames(tmp_path: Path) -> None:
     assert list(single) == [] and single.bad == 1
 
 
+def test_looping_folder_of_bad_images_ends_instead_of_spinning(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"")
+    src = open_source(str(tmp_path), loop=True)
+    assert list(src) == [] and src.bad == 1
+
+
 @pytest.mark.parametrize("spec", ["synthetic:0x0", "synthetic:15x480", "synthetic:640x8193",
                                   "synthetic:100000x100000", "synthetic:640x480:0", "synthetic:640x", "synthetic:abc"])
 def test_synthetic_sizes_are_bounded(spec: str) -> None:

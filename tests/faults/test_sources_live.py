@@ -149,10 +149,12 @@ def test_require_connected_raises_with_the_reason(silent_server: SilentServer) -
     port = free_port()  # nobody listens here
     t0 = time.monotonic()
     with pytest.raises(SourceError) as err:
-        open_source(f"rtsp://127.0.0.1:{port}/cam", require_connected=True, connect_timeout_s=1.0, policy=policy)
+        open_source(f"rtsp://admin:s3cret@127.0.0.1:{port}/cam", require_connected=True, connect_timeout_s=1.0,
+                    policy=policy)
     assert time.monotonic() - t0 < 3.0
     msg = str(err.value)
     assert "\n" not in msg and "no frame within 1 s" in msg and "refused" in msg
+    assert "s3cret" not in msg and "admin:***@" in msg  # the camera's password stays out of logs and state
     with pytest.raises(SourceError, match=r"no frame within 1\.5 s"):
         open_source(silent_server.url("rtsp"), require_connected=True, connect_timeout_s=1.5, policy=policy)
 

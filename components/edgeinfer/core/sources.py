@@ -284,12 +284,14 @@ class FolderSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         while True:
+            good = 0
             for p in self.files:
                 frame = self._image(p, 0)
                 if frame is not None:
+                    good += 1
                     yield frame
-            if not self.loop or self._closed.is_set():
-                return
+            if not self.loop or not good or self._closed.is_set():
+                return  # a looping folder with no good image ends rather than spinning
 
 
 def _capture_params(target: str | int, api: int, policy: LivePolicy) -> list[int]:
@@ -302,19 +304,21 @@ def _capture_params(target: str | int, api: int, policy: LivePolicy) -> list[int
 
 def _open_capture(target: str | int, api: int = cv2.CAP_ANY, policy: LivePolicy | None = None) -> cv2.VideoCapture:
     params = _capture_params(target, api, policy or LivePolicy())
-    if params:
+    if params and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
         api = cv2.CAP_FFMPEG  # the timeouts are FFMPEG's; CAP_ANY would pick FFMPEG for a URL anyway
+    else:
+        params = []  # an OpenCV without FFMPEG: no timeouts to set, let CAP_ANY find a backend
     cap = cv2.VideoCapture(target, api, params) if params else cv2.VideoCapture(target, api)
+    shown = redact(target) if isinstance(target, str) else target
     if not cap.isOpened():
         cap.release()
-        shown = redact(target) if isinstance(target, str) else target
         raise SourceError(f"cannot open source {shown!r}",
                           "check the path, URL, camera index or GStreamer pipeline (and that OpenCV was "
                           "built with the needed backend)")
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     if w * h > MAX_IMAGE_PIXELS:
         cap.release()
-        raise SourceError(f"source {target!r} delivers {w}x{h} frames, over the {MAX_IMAGE_PIXELS / 1e6:.0f}-"
+        raise SourceError(f"source {shown!r} delivers {w}x{h} frames, over the {MAX_IMAGE_PIXELS / 1e6:.0f}-"
                           "megapixel limit", "use a smaller stream or resolution")
     return cap
 
@@ -334,6 +338,7 @@ class VideoFileSource(Source):
         size: tuple[int, ...] | None = None
         while True:
             cap = _open_capture(self.path, self.api, self.policy)
+            start = index
             try:
                 while not self._closed.is_set():
                     ok, img = cap.read()
@@ -353,8 +358,8 @@ class VideoFileSource(Source):
                     yield frame
             finally:
                 cap.release()
-            if not self.loop or self._closed.is_set():
-                return
+            if not self.loop or index == start or self._closed.is_set():
+                return  # a looping video that yields no frame ends rather than reopening forever
 
 
 def _why_unopened(target: str | int, api: int, policy: LivePolicy, took_s: float) -> str:
@@ -445,10 +450,10 @@ class LiveSource(Source):
         try:
             return _open_capture(self._target, self._api, self.policy)
         except SourceError as exc:
-            if "megapixel" in exc.problem:
-                self._set_reason(exc.problem)
-            else:
+            if exc.problem.startswith("cannot open source"):  # OpenCV says no more than that: find out why
                 self._set_reason(_why_unopened(self._target, self._api, self.policy, time.monotonic() - t0))
+            else:
+                self._set_reason(exc.problem)
             return None
 
     def _reader(self, cap: cv2.VideoCapture | None) -> None:
