@@ -15,7 +15,7 @@ from .synthetic import run_context
 
 def test_health_reports_what_runs_and_the_pipeline_queues(tmp_path: Path) -> None:
     cfg = EdgeInferConfig.model_validate({"telemetry": {"transport": f"file:{tmp_path / 'e.jsonl'}",
-                                                        "health_interval_s": 0.2}})
+                                                        "health_interval_s": 1.0}})
     service = TelemetryService.from_config(cfg, run_context(degraded=True))
     seen: list[HealthEvent] = []
     three = threading.Event()

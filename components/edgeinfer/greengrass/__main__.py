@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
-import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
+from ..core.signals import StopSignals
 from . import INFERENCE_COMPONENT
 
 log = logging.getLogger("edgeinfer.greengrass")
+
+
+def _bounded(lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in [lo, hi] (a remote recipe edit must not hang or spin the process)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g} .. {hi:g}")
+        return value
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,8 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(the recipe passes the model component's unpacked artifact)")
     p.add_argument("--thing", default=os.environ.get("AWS_IOT_THING_NAME"),
                    help="AWS IoT thing name (default: $AWS_IOT_THING_NAME, set by the nucleus)")
-    p.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between component metrics")
-    p.add_argument("--drain-timeout", type=float, default=None, help="seconds to keep delivering on stop")
+    p.add_argument("--metrics-interval", type=_bounded(1.0, 86_400.0), default=60.0,
+                   help="seconds between component metrics (1 .. 86400)")
+    p.add_argument("--drain-timeout", type=_bounded(0.0, 600.0), default=None,
+                   help="seconds to keep delivering on stop (0 .. 600; default: telemetry.drain_timeout_s)")
     return p.parse_args(argv)
 
 
@@ -49,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("lost the IPC connection to the nucleus: %s", reason or "closed")
             stop.set()
 
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    StopSignals(stop).__enter__()  # for the life of the process: a second signal exits at once
     from .app import ComponentApp
     from .ipc import connect_v2
 

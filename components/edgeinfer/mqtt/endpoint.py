@@ -34,7 +34,7 @@ class MqttEndpoint(BaseModel):
     cert: Path | None = None
     key: Path | None = None
     keepalive_s: int = Field(default=60, ge=5, le=1200)
-    connect_timeout_ms: int = Field(default=5000, ge=100)
+    connect_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
 
     @property
     def tls(self) -> bool:
