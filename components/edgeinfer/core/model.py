@@ -48,11 +48,31 @@ class LoadedModel:
         return per_frame
 
     def warmup(self, runs: int) -> None:
-        spec = self.package.manifest.input
+        """The activation gate: ``runs`` (at least one) inferences on a blank frame, the last one decoded.
+
+        A model becomes active only after this passes, so a manifest that does not fit the model (a dtype,
+        an output name, strides that disagree with the anchors) fails here with a ModelError, never on the
+        first real frame."""
+        m = self.package.manifest
+        spec = m.input
         blank = np.full((spec.height, spec.width, 3), 114, dtype=np.uint8)
-        tensor, _ = self.preprocessor(blank)
-        for _ in range(runs):
-            self.backend.run({self.input_name: tensor[None]})
+        step = "preprocess"
+        try:
+            tensor, transform = self.preprocessor(blank)
+            step = "inference"
+            outputs: list[dict[str, np.ndarray]] = []
+            for _ in range(max(1, runs)):
+                outputs = self.infer(tensor[None])
+            step = "decoder"
+            self.decoder.decode(outputs[0], transform, self.labels)
+        except ModelError:
+            raise
+        except Exception as exc:  # the runtime's own errors: one line, with what to check
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            fixes = {"preprocess": "check input (layout, size, dtype, mean/std) in manifest.yaml",
+                     "inference": "check input.dtype/layout/size in manifest.yaml against `edgeinfer model inspect`",
+                     "decoder": "check the decoder section (output names, strides, anchors) in manifest.yaml"}
+            raise ModelError(f"model {m.name} {m.version} failed its warm-up {step}: {detail}", fixes[step]) from exc
 
     def close(self) -> None:
         self.backend.close()

@@ -60,4 +60,24 @@ def verify_package(pkg: ModelPackage, options: BackendOptions | None = None) -> 
         missing = [n for n in used if n not in real]
         report.checks.append(("decoder", not missing, f"needs outputs {missing} the model lacks" if missing
                               else f"{m.decoder.type} reads {used or ['first output']}"))
+    if report.ok:
+        report.checks.append(_activation_gate(pkg, options))
     return report
+
+
+def _activation_gate(pkg: ModelPackage, options: BackendOptions | None) -> tuple[str, bool, str]:
+    """The check a device runs before a model becomes active: load, warm up, decode the warm-up output."""
+    from ..errors import EdgeInferError
+    from ..model import load_model
+
+    try:
+        model = load_model(pkg, options or BackendOptions(device="cpu"))
+    except EdgeInferError as exc:
+        return ("warm-up", False, str(exc))
+    try:
+        model.warmup(1)
+    except EdgeInferError as exc:
+        return ("warm-up", False, str(exc))
+    finally:
+        model.close()
+    return ("warm-up", True, "inference on a blank frame decoded")

@@ -65,10 +65,14 @@ class SsdAnchorDecoder(DecoderBase):
         n = len(self.anchors)
         raw = pick_output(outputs, self.boxes_output, "SSD boxes").astype(np.float32, copy=False)
         logits = pick_output(outputs, self.scores_output, "SSD scores").astype(np.float32, copy=False)
-        for arr, what in ((raw, "boxes"), (logits, "scores")):
-            if arr.size % n:
-                raise ModelError(f"SSD {what} output {list(arr.shape)} does not fit {n} anchors",
-                                 "check the decoder's strides and input size against the model")
+        per_box = 4 + 2 * self.num_keypoints
+        # one row per anchor, exactly: a wrong stride can still divide an output evenly and decode garbage
+        for arr, what, least in ((raw, "boxes", per_box), (logits, "scores", 1)):
+            rows = arr.size // arr.shape[-1] if arr.ndim > 1 and arr.shape[-1] else 0
+            if rows != n or arr.shape[-1] < least:
+                raise ModelError(f"SSD {what} output {list(arr.shape)} does not fit {n} anchors"
+                                 f"{f' x {least} values' if least > 1 else ''}",
+                                 "check the decoder's strides, input size and num_keypoints against the model")
         raw, logits = raw.reshape(n, -1), logits.reshape(n, -1)
         probs = sigmoid(logits) if self.scores_are_logits else logits
         class_ids = probs.argmax(axis=1)
