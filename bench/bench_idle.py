@@ -34,7 +34,8 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeinfer.core.config import EdgeInferConfig
-from edgeinfer.core.runner import load_configured, prepare
+from edgeinfer.core.runner import load_configured
+from edgeinfer.core.session import RunSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_publish import report
@@ -67,10 +68,13 @@ def bare_case(model_path: Path, threads: int, tensor: np.ndarray, fps: float, fr
 def edgeinfer_case(fps: float, frames: int, threads: int, low_power: bool) -> dict[str, float]:
     cfg = EdgeInferConfig(source={"uri": f"synthetic:640x480:{frames}", "fps": fps},
                           backend={"low_power": low_power, "threads": threads}, output={"print_detections": False})
-    run = prepare(cfg)
+    session = RunSession(cfg)
+    session.start()
     c0, t0 = time.process_time(), time.perf_counter()
-    summary = run.execute()
+    session.wait()
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    session.stop()
+    summary = session.last_summary or {}
     n = summary["frames"]
     return {"cpu_ms_per_frame": cpu / n * 1e3, "cpu_share": cpu / wall,
             "infer_p50_ms": summary["stages_ms"]["infer"]["p50"]}

@@ -71,7 +71,8 @@ BAD = [
     (["run", "--model", "{tmp}/bad", "--source", "{img}"], "sha256 mismatch"),
     (["run", "--model", "{tmp}/model.xyz", "--task", "detection"], "is a file, not a model package"),
     (["run", "--source", "/no/such/video.mp4", "--model", "{pkg}"], "source '/no/such/video.mp4' does not exist"),
-    (["run", "--source", "rtsp://127.0.0.1:9/none", "--model", "{pkg}"], "cannot open source"),
+    (["run", "--source", "rtsp:///none", "--model", "{pkg}"], "has no host"),  # a camera not there is waited for
+    (["run", "--source", "synthetic:0x0", "--model", "{pkg}"], "outside 16..8192"),
     (["run", "--backend", "warp-drive", "--model", "{pkg}", "--source", "{img}"], "unknown backend 'warp-drive'"),
     (["run", "--backend", "litert", "--model", "{pkg}", "--source", "{img}"], "cannot load a onnx model"),
     (["run", "--config", "{tmp}/bad.yaml"], "pipeline.queue_size"),

@@ -1,4 +1,4 @@
-"""InferenceService: the control surface the Greengrass component and IoT Edge module share."""
+"""RunSession: the control surface the Greengrass component and IoT Edge module share."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.errors import ConfigError, ModelError
-from edgeinfer.core.service import InferenceService
+from edgeinfer.core.session import RunSession
 
 from .colour_model import make_colour_model
 
@@ -27,22 +27,22 @@ def wait_for(pred, timeout: float = 20.0) -> bool:
 
 
 @pytest.fixture
-def service(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path]) -> InferenceService:
+def service(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path]) -> RunSession:
     cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[1]), "loop": True})
-    svc = InferenceService(cfg)
+    svc = RunSession(cfg)
     svc.start()
     assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
     yield svc
     svc.stop(0)
 
 
-def test_status_reports_what_runs(service: InferenceService) -> None:
+def test_status_reports_what_runs(service: RunSession) -> None:
     st = service.status()
     assert st["running"] and st["model"]["name"] == "blazeface-full-range" and len(st["model"]["sha256"]) == 64
     assert st["backend"]["backend"] == "onnxruntime" and st["backend"]["active"] == ["CPUExecutionProvider"]
 
 
-def test_bad_patch_is_rejected_and_running_config_stays(service: InferenceService) -> None:
+def test_bad_patch_is_rejected_and_running_config_stays(service: RunSession) -> None:
     before = service.config
     for patch, words in [({"bogus": 1}, "bogus: unknown key"),
                          ({"model": {"score_threshold": 3}}, "model.score_threshold"),
@@ -54,13 +54,13 @@ def test_bad_patch_is_rejected_and_running_config_stays(service: InferenceServic
     assert wait_for(lambda: service.stats()["frames"] > frames)  # still running
 
 
-def test_threshold_applies_live(service: InferenceService) -> None:
+def test_threshold_applies_live(service: RunSession) -> None:
     service.set_threshold(0.99)
     assert service.config.model.score_threshold == 0.99
-    assert service._model is not None and service._model.decoder.score_threshold == 0.99
+    assert service._parts is not None and service._parts.model.decoder.score_threshold == 0.99
 
 
-def test_corrupt_model_is_never_activated(service: InferenceService, demo_pkgs: tuple[Path, Path],
+def test_corrupt_model_is_never_activated(service: RunSession, demo_pkgs: tuple[Path, Path],
                                           tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(demo_pkgs[0], bad)
@@ -74,7 +74,7 @@ def test_corrupt_model_is_never_activated(service: InferenceService, demo_pkgs: 
     assert "sha256 mismatch" in (service.status()["last_error"] or "")
 
 
-def test_swap_to_another_model_while_running(service: InferenceService, demo_pkgs: tuple[Path, Path]) -> None:
+def test_swap_to_another_model_while_running(service: RunSession, demo_pkgs: tuple[Path, Path]) -> None:
     info = service.reload_model(str(demo_pkgs[1]))
     assert info["name"] == "blazeface-full-range-tflite"
     assert service.status()["backend"]["backend"] == "litert"
@@ -83,13 +83,13 @@ def test_swap_to_another_model_while_running(service: InferenceService, demo_pkg
     assert service.stats()["model"]["name"] == "blazeface-full-range-tflite"
 
 
-def test_snapshot_is_an_annotated_jpeg(service: InferenceService) -> None:
+def test_snapshot_is_an_annotated_jpeg(service: RunSession) -> None:
     jpg = service.snapshot()
     img = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
     assert img is not None and img.shape == (512, 768, 3)
 
 
-def test_source_change_restarts_and_bad_source_keeps_running(service: InferenceService,
+def test_source_change_restarts_and_bad_source_keeps_running(service: RunSession,
                                                               demo_media: tuple[Path, Path]) -> None:
     with pytest.raises(Exception, match="does not exist"):
         service.apply_patch({"source": {"uri": "/no/such/clip.avi"}})
@@ -101,7 +101,7 @@ def test_source_change_restarts_and_bad_source_keeps_running(service: InferenceS
 
 def test_task_change_to_another_kind_of_model(tmp_path: Path, demo_media: tuple[Path, Path]) -> None:
     pkg = make_colour_model(tmp_path)
-    svc = InferenceService(EdgeInferConfig(model={"path": str(pkg)}, source={"uri": str(demo_media[0])}))
+    svc = RunSession(EdgeInferConfig(model={"path": str(pkg)}, source={"uri": str(demo_media[0])}))
     svc.start()
     try:
         assert svc.wait(20)
@@ -118,7 +118,7 @@ def test_telemetry_follows_a_hot_model_swap(tmp_path: Path, demo_media: tuple[Pa
     events = tmp_path / "events.jsonl"
     cfg = EdgeInferConfig(model={"path": str(old_pkg)}, source={"uri": str(demo_media[1]), "loop": True},
                           telemetry={"transport": f"file:{events}", "mode": "results"})
-    svc = InferenceService(cfg)
+    svc = RunSession(cfg)
     svc.start()
     try:
         assert wait_for(lambda: svc.stats().get("frames", 0) > 3)

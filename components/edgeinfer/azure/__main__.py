@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 
 from ..core.config import state_dir
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
+from ..core.signals import StopSignals
 from .client import create_module_client, edge_identity
 from .delivery import DEFAULT_MAX_BYTES, ModelDownloader
 from .runtime import ModuleRuntime
@@ -34,8 +34,7 @@ def main() -> int:
     logging.getLogger("azure.iot.device").setLevel(logging.WARNING)
     logging.getLogger("paho").setLevel(logging.WARNING)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    StopSignals(stop).__enter__()  # for the life of the process: a second signal exits at once
     try:
         device_id, module_id = edge_identity()
         client = create_module_client()

@@ -1,4 +1,4 @@
-"""The IoT Edge module at run time: module client <-> InferenceService.
+"""The IoT Edge module at run time: module client <-> RunSession.
 
 Start: connect, read the whole twin, apply its desired properties (download the model they name),
 start the service with module outputs as its telemetry transport, then listen for desired patches,
@@ -18,7 +18,7 @@ from typing import Any
 
 from ..core import config as cfgmod
 from ..core.errors import ConfigError, EdgeInferError
-from ..core.service import InferenceService
+from ..core.session import RunSession
 from .client import ModuleClient
 from .delivery import ModelDownloader
 from .errors import DeliveryError, ModuleError, NoModelError
@@ -29,12 +29,12 @@ from .twin import ConfigState, DeliveryState, Desired, LastGood, ModuleState, re
 
 log = logging.getLogger(__name__)
 
-ServiceFactory = Callable[[cfgmod.EdgeInferConfig, ModuleOutputTransport], InferenceService]
+ServiceFactory = Callable[[cfgmod.EdgeInferConfig, ModuleOutputTransport], RunSession]
 Active = tuple[ModelRef, Path]
 
 
-def _default_factory(config: cfgmod.EdgeInferConfig, transport: ModuleOutputTransport) -> InferenceService:
-    return InferenceService(config, transport=transport)
+def _default_factory(config: cfgmod.EdgeInferConfig, transport: ModuleOutputTransport) -> RunSession:
+    return RunSession(config, transport=transport)
 
 
 class ModuleRuntime:
@@ -49,9 +49,10 @@ class ModuleRuntime:
         self._drain_timeout_s = drain_timeout_s
         self._last_good = LastGood(state_dir / "azure" / "last-good.json")
         self._transport = ModuleOutputTransport(client)
-        self._service: InferenceService | None = None
+        self._service: RunSession | None = None
         self._desired: Desired | None = None
         self._active: Active | None = None  # the delivered model that runs
+        self._rollback: Path | None = None  # the delivered model that ran before it (kept on disk)
         self.state = ModuleState()
         self._work: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._report_lock = threading.Lock()
@@ -133,7 +134,18 @@ class ModuleRuntime:
 
     # -- control thread ----------------------------------------------------------------------------
     def _control(self) -> None:
-        while (item := self._work.get()) is not None:
+        shown: tuple[str, str | None, tuple[str, ...]] | None = None
+        while True:
+            try:
+                item = self._work.get(timeout=1.0)
+            except queue.Empty:  # no work: report when what runs changed by itself (camera back, pipeline died)
+                now = self._run_state()
+                if shown is not None and now != shown:
+                    self.report()
+                shown = now
+                continue
+            if item is None:
+                break
             kind, body = item
             try:
                 if kind == "patch" and self._desired is not None and self._desired.follows(body):
@@ -144,6 +156,14 @@ class ModuleRuntime:
                     self._apply_full(self._desired_now(60.0))
             except Exception:  # the control thread must survive anything
                 log.exception("applying desired properties failed")
+            shown = self._run_state()
+
+    def _run_state(self) -> tuple[str, str | None, tuple[str, ...]]:
+        s = self._service
+        if s is None:
+            return (self.state.state, self.state.error, ())
+        state, reason = s.state()
+        return (state, reason, tuple(s.degraded()))
 
     def _apply_full(self, desired: dict[str, Any], startup: bool = False) -> None:
         new = Desired.from_twin(desired)
@@ -173,7 +193,11 @@ class ModuleRuntime:
                 self._service = service
             else:
                 self._service.replace_config(config.model_dump(mode="json"))
-        except EdgeInferError as exc:
+        except Exception as exc:
+            if not isinstance(exc, EdgeInferError):  # a bug must not leave the twin saying "pending"
+                log.exception("desired version %d failed", desired.version)
+                exc = EdgeInferError(f"internal error applying it: {type(exc).__name__}: {exc}",
+                                     "see the module log (iotedge logs edgeinfer)")
             log.error("desired version %d rejected: %s", desired.version, exc)
             self.state.config = ConfigState(desired.version, self.state.config.applied_version, "rejected", str(exc))
             if self.state.delivery is not None and self.state.delivery.status == "downloading":
@@ -185,7 +209,11 @@ class ModuleRuntime:
             return False
         self.state.config = ConfigState(desired.version, desired.version, "applied")
         self.state.state, self.state.error = "running", None
-        self._active = active
+        previous, self._active = self._active, active
+        if active is not None:  # the model that runs and the one before it (rollback) stay on disk
+            keep = [active[1]] + ([previous[1]] if previous is not None and previous[1] != active[1] else [])
+            self._downloader.retain(keep)
+            self._rollback = keep[1] if len(keep) > 1 else self._rollback
         self.state.delivery = DeliveryState("active", active[0]) if active is not None else None
         self._last_good.save(desired)
         log.info("desired version %d applied", desired.version)
@@ -214,7 +242,8 @@ class ModuleRuntime:
         self.state.delivery = DeliveryState("downloading", ref)
         self.report()
         try:
-            return self._downloader.fetch(ref)
+            return self._downloader.fetch(ref, keep=[p for p in (self._active and self._active[1],
+                                                                 self._rollback) if p is not None])
         except DeliveryError as exc:
             self.state.delivery = DeliveryState("failed", ref, str(exc))
             raise

@@ -8,7 +8,9 @@ offline) makes the module read the full twin instead.
 Reported (whole document each time, <= 32 KB)::
 
     edgeinfer: "0.1.0"                 module software version
-    state: running | waiting | error | starting | stopping
+    state: running | waiting | restarting | finished | error | starting | stopping
+    reason: why the state is not running (waiting for source: ..., the error being restarted from)
+    degraded: what does not work while inference goes on (telemetry, a sink, a backend fallback)
     config: {desired_version, applied_version, status: applied | rejected | pending, error}
     model: {name, version, sha256, task}
     delivery: {status: downloading | active | failed, name, version, sha256, error}
@@ -110,9 +112,15 @@ def reported_properties(state: ModuleState, status: dict[str, Any] | None, thres
     """The whole reported document (nulls delete stale keys in the twin)."""
     status = status or {}
     model = status.get("model")
+    run_state = status.get("state")
+    # once the service runs, its own state is the truth (waiting for a camera, restarting after an error ...)
+    shown = run_state if state.state == "running" and run_state else state.state
+    reason = status.get("reason") if shown == run_state else None
     doc: dict[str, Any] = {
         "edgeinfer": __version__,
-        "state": state.state,
+        "state": shown,
+        "reason": clip(reason),
+        "degraded": clip("; ".join(status.get("degraded") or [])) or None,
         "config": state.config.as_dict(),
         "model": {k: model.get(k) for k in ("name", "version", "sha256", "task")} if model else None,
         "delivery": state.delivery.as_dict() if state.delivery else None,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import psutil
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from ..core.errors import EdgeInferError, SourceError
 from ..core.heap import frozen_heap
-from ..core.runner import prepare
+from ..core.session import RunSession
+from ..core.signals import StopSignals
 from ..core.sinks.base import RunContext
 from ..core.types import FrameResult
 from .common import build_config, console, console_err, setup_logging
@@ -104,36 +106,54 @@ def run(
     setup_logging(cfg.log_level)
     sinks: list[Any] = [] if (quiet or not cfg.output.print_detections) else [ConsoleSink()]
     with console_err.status("preparing") as status:
-        prepared = prepare(cfg, sinks, progress=lambda msg: status.update(msg))
-    if prepared.telemetry is not None:
-        prepared.telemetry.add_listener(_print_alert)
+        session = RunSession(cfg, extra_sinks=sinks, progress=lambda msg: status.update(msg))
+        session.start()
+    parts = session.context()
+    if session.telemetry is not None:
+        session.telemetry.add_listener(_print_alert)
     if demo:
-        console.print(f"[bold]demo[/]: {prepared.context.model_name} {prepared.context.model_version} over "
-                      f"{prepared.source.uri}")
-    previous = {sig: signal.signal(sig, lambda *_: prepared.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with frozen_heap():  # the start-up heap stays out of full collections while frames flow
-            summary = prepared.execute()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if prepared.pipeline is not None and prepared.pipeline.first_result_at is not None:
-        first_wall = time.time() - (time.perf_counter() - prepared.pipeline.first_result_at)
+        console.print(f"[bold]demo[/]: {escape(parts.model_name)} {escape(parts.model_version)} over "
+                      f"{escape(session.source_uri)}")
+    said: str | None = None
+    with StopSignals() as stop, frozen_heap():  # the start-up heap stays out of full collections while frames flow
+        while not session.wait(0.2) and not stop.is_set():
+            state, reason = session.state()
+            if state in ("waiting", "restarting") and reason != said:
+                console_err.print(f"[yellow]{escape(reason or '')}[/]")
+            said = reason
+        if stop.is_set() and session.telemetry is not None and cfg.telemetry.transport != "none":
+            console_err.print(f"stopping: delivering telemetry for up to {cfg.telemetry.drain_timeout_s:g} s "
+                              "(a second Ctrl-C or SIGTERM exits at once; undelivered events stay in the outbox)")
+        session.stop()
+    summary = session.last_summary or {}
+    state, reason = session.state()
+    if session.first_result_at is not None:
+        first_wall = time.time() - (time.perf_counter() - session.first_result_at)
         summary["cold_start_ms"] = round((first_wall - t_proc) * 1e3, 1)
     if cfg.output.dir:
         from ..core.sinks.files import write_json_atomic
 
-        write_json_atomic(Path(cfg.output.dir) / "summary.json", summary)
-    console.print(summary_table(summary))
+        try:
+            write_json_atomic(Path(cfg.output.dir) / "summary.json", summary)
+        except OSError as exc:
+            console_err.print(f"[red]could not write summary.json: {escape(str(exc))}[/]")
+    if summary.get("stages_ms") is not None:
+        console.print(summary_table(summary))
     tel = summary.get("telemetry")
     if tel and tel["transport"] != "none":
         left = tel["left_in_outbox"]
-        console.print(f"telemetry ({tel['transport']}, {tel['mode']}): "
+        console.print(f"telemetry ({escape(tel['transport'])}, {tel['mode']}): "
                       + (f"[yellow]{left} events left in the outbox for the next start[/]" if left
                          else "everything delivered"))
     if cfg.output.dir:
         console.print(f"results: {Path(cfg.output.dir) / 'results.jsonl'}, annotated frames: "
                       f"{Path(cfg.output.dir) / 'annotated'}, summary: {Path(cfg.output.dir) / 'summary.json'}")
+    if state == "error":
+        raise EdgeInferError(f"the run failed: {reason}", "see the log above for the cause")
+    if not summary.get("frames") and not stop.is_set():
+        bad = summary.get("bad_frames", 0)
+        raise SourceError(f"no frame was inferred ({bad} bad frame(s) skipped) from {session.source_uri}",
+                          "check the source: the files must be readable images or videos")
 
 
 def bench(

@@ -6,6 +6,11 @@
   waiting at most ``max_wait_ms`` for a partial batch to fill.
 * Per-stage timings are always measured; sinks see frames in order.
 * A bad frame is skipped and counted; an error in a stage stops the run and is raised from ``run()``.
+* Ending: ``stop()`` ends reading and lets the frames already read drain through; ``abort()`` (and any
+  stage error) makes every stage give up at once. No stage blocks on a queue without looking at the
+  abort flag, so a stage error with a slow sink cannot hang ``run()``.
+* The source is iterated with ``source.iterate(cancel)``: the pipeline never closes a source it does
+  not own (``owns_source=False``), so a run session can hand the same open camera to the next pipeline.
 """
 
 from __future__ import annotations
@@ -49,12 +54,13 @@ class _Item:
 class Pipeline:
     def __init__(self, model: LoadedModel, source: Source, sinks: list[Sink], config: PipelineConfig | None = None,
                  max_frames: int | None = None, keep_images: bool = True,
-                 on_model_change: Callable[[LoadedModel], None] | None = None) -> None:
+                 on_model_change: Callable[[LoadedModel], None] | None = None, owns_source: bool = True) -> None:
         self.model, self.source, self.sinks = model, source, sinks
         self.cfg = config or PipelineConfig()
         self.max_frames = max_frames
         self.keep_images = keep_images
         self.on_model_change = on_model_change  # called on the sink thread before the new model's first result
+        self.owns_source = owns_source
         self.stats = StageStats()
         self.frames = 0
         self.bad_frames = 0
@@ -67,7 +73,8 @@ class Pipeline:
         self._q_pre: queue.Queue[Any] = queue.Queue(qs)
         self._q_inf: queue.Queue[Any] = queue.Queue(qs)
         self._q_post: queue.Queue[Any] = queue.Queue(qs)
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # no more reading; what was read drains through
+        self._abort = threading.Event()  # every stage gives up now (an error, or a drain that took too long)
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._retired: list[LoadedModel] = []
@@ -95,6 +102,15 @@ class Pipeline:
         """Ask the run to end after the frames already read (safe from a signal handler)."""
         self._stop.set()
 
+    def abort(self) -> None:
+        """End the run now: frames in the queues are dropped (safe from any thread)."""
+        self._stop.set()
+        self._abort.set()
+
+    @property
+    def aborted(self) -> bool:
+        return self._abort.is_set()
+
     def queue_depths(self) -> dict[str, int]:
         return {"preprocess": self._q_pre.qsize(), "infer": self._q_inf.qsize(), "post": self._q_post.qsize()}
 
@@ -102,24 +118,32 @@ class Pipeline:
         with self._lock:
             if self._error is None:
                 self._error = exc
-        self._stop.set()
-        self.source.close()
+        self.abort()
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
-        """Blocking put that gives up when the run failed (so no thread hangs on a dead consumer)."""
-        while True:
+        """Blocking put that gives up when the run is aborted (so no thread hangs on a dead consumer)."""
+        while not self._abort.is_set():
             try:
                 q.put(item, timeout=0.1)
                 return True
             except queue.Full:
-                if self._error is not None:
-                    return False
+                continue
+        return False
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        """Blocking get that returns the end marker once the run is aborted."""
+        while not self._abort.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _END
 
     # -- stages ------------------------------------------------------------------------------------
     def _reader(self) -> None:
         seq = 0
         try:
-            it = iter(self.source)
+            it = self.source.iterate(self._stop)
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 frame = next(it, None)
@@ -179,7 +203,7 @@ class Pipeline:
     def _preprocessor(self) -> None:
         try:
             while True:
-                item = self._q_pre.get()
+                item = self._get(self._q_pre)
                 if item is _END:
                     break
                 self._pre_one(item)
@@ -196,7 +220,7 @@ class Pipeline:
         while len(batch) < self.model.max_batch:
             remaining = deadline - time.perf_counter()
             try:
-                nxt = self._q_inf.get(timeout=remaining) if remaining > 0 else self._q_inf.get_nowait()
+                nxt = self._q_inf.get(timeout=min(remaining, 0.1)) if remaining > 0 else self._q_inf.get_nowait()
             except queue.Empty:
                 break
             if nxt is _END:
@@ -211,7 +235,9 @@ class Pipeline:
         ends = [0]
         try:
             while ends[0] < self.cfg.preprocess_threads:
-                item = self._q_inf.get()
+                item = self._get(self._q_inf)
+                if self._abort.is_set():
+                    break
                 if item is _END:
                     ends[0] += 1
                     continue
@@ -268,11 +294,8 @@ class Pipeline:
         pending: dict[int, _Item] = {}
         next_seq = 0
         while True:
-            try:  # timed: on the CLI this is the main thread, which must wake to run a SIGTERM handler
-                item = self._q_post.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if item is _END:
+            item = self._get(self._q_post)  # timed: gives up when a stage failed or the run was aborted
+            if item is _END or self._abort.is_set():
                 break
             pending[item.seq] = item
             while next_seq in pending:
@@ -281,7 +304,7 @@ class Pipeline:
 
     def _run_sequential(self) -> None:
         """One frame at a time, all stages on this thread: single-core devices, and overhead benchmarks."""
-        it = iter(self.source)
+        it = self.source.iterate(self._stop)
         seq = 0
         while not self._stop.is_set() and (self.max_frames is None or seq < self.max_frames):
             t0 = time.perf_counter()
@@ -304,7 +327,8 @@ class Pipeline:
                 self._run_sequential()
             finally:
                 self.ended_at = time.perf_counter()
-                self.source.close()
+                if self.owns_source:
+                    self.source.close()
             return self.summary()
         threads = [threading.Thread(target=self._reader, name="edgeinfer-read", daemon=True)]
         threads += [threading.Thread(target=self._preprocessor, name=f"edgeinfer-pre{i}", daemon=True)
@@ -319,9 +343,11 @@ class Pipeline:
             raise
         finally:
             self.ended_at = time.perf_counter()
+            self.abort()  # the sink stage is done: any stage still waiting gives up
             for t in threads:
                 t.join(timeout=10)
-            self.source.close()
+            if self.owns_source:
+                self.source.close()
         if self._error is not None:
             raise self._error
         return self.summary()

@@ -18,10 +18,10 @@ from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from awsiot.greengrasscoreipc.model import ReportedLifecycleState
 
 from ..core.errors import EdgeInferError
-from ..core.service import InferenceService
+from ..core.session import RunSession
 from .commands import CommandHandler
 from .configuration import ComponentConfig
-from .connection import IotCoreConnection
+from .connection import ConnectionWatch, IotCoreConnection
 from .ipc import error_text
 from .local_results import LocalResultsSink
 from .metrics import MetricsReporter
@@ -29,39 +29,49 @@ from .transport import IpcTransport
 from .updates import UpdateGate
 
 log = logging.getLogger(__name__)
-ServiceFactory = Callable[..., InferenceService]
+ServiceFactory = Callable[..., RunSession]
 
 
 class ComponentApp:
     def __init__(self, ipc: GreengrassCoreIPCClientV2, thing: str, model_path: str | None,
-                 service_factory: ServiceFactory = InferenceService, metrics_interval_s: float = 60.0) -> None:
+                 service_factory: ServiceFactory = RunSession, metrics_interval_s: float = 60.0) -> None:
         self.ipc = ipc
         self.thing = thing
         self.config = ComponentConfig(ipc, model_path, thing)
         self.connection = IotCoreConnection(ipc)
         self._factory = service_factory
         self._metrics_interval_s = metrics_interval_s
-        self.service: InferenceService | None = None
+        self.service: RunSession | None = None
+        self.fallback_reason: str | None = None  # why the nucleus's configuration did not start, when it did not
         self._parts: list[Any] = []
         self.stopped = threading.Event()
 
     def start(self) -> None:
-        """Everything up and RUNNING reported, or ERRORED reported and the error raised."""
+        """Everything up and RUNNING reported, or ERRORED reported and the error raised.
+
+        A configuration from the nucleus that cannot start falls back to the last one that ran (kept on
+        disk); the deployment that brought it already failed validation or will be retried by the nucleus."""
         try:
             raw = self.config.read()
-            cfg = self.config.validate(raw)
-            logging.getLogger("edgeinfer").setLevel(cfg.log_level)
             watch = self.connection.follow()
-            transport = IpcTransport(self.ipc, watch) if cfg.telemetry.transport == IpcTransport.scheme else None
-            self.service = self._factory(cfg, transport=transport,
-                                         extra_sinks=[LocalResultsSink(self.ipc)])
-            self.service.start()
+            try:
+                self._start_service(raw, watch)
+            except EdgeInferError as exc:
+                fallback = self.config.last_good.load()
+                if fallback is None or fallback == raw:
+                    raise
+                log.error("the configuration from the nucleus cannot start (%s); starting from the last good one "
+                          "instead", exc)
+                self._start_service(fallback, watch)
+                self.fallback_reason = str(exc)
+                raw = fallback
         except Exception as exc:
             self._report(ReportedLifecycleState.ERRORED)
             self.close()
             if isinstance(exc, EdgeInferError):
                 raise
             raise EdgeInferError(f"component failed to start: {error_text(exc)}", "see the component log") from exc
+        self.config.last_good.save(raw)
         service = self.service
         self.config.watch(service.replace_config, raw)
         commands = CommandHandler(self.ipc, service, self.thing)
@@ -76,20 +86,33 @@ class ComponentApp:
         log.info("edgeinfer component running on %s: model %s %s", self.thing, status.get("name"),
                  status.get("version"))
 
+    def _start_service(self, raw: dict[str, Any], watch: ConnectionWatch | None) -> None:
+        cfg = self.config.validate(raw)
+        logging.getLogger("edgeinfer").setLevel(cfg.log_level)
+        transport = IpcTransport(self.ipc, watch) if cfg.telemetry.transport == IpcTransport.scheme else None
+        service = self._factory(cfg, transport=transport, extra_sinks=[LocalResultsSink(self.ipc)])
+        service.start()
+        self.service = service
+        self.config.running = lambda: service.config
+
     def wait(self, stop: threading.Event, poll_s: float = 1.0) -> int:
-        """Block until ``stop`` is set (SIGTERM) or the pipeline ends; the process exit code."""
+        """Block until ``stop`` is set (SIGTERM) or the run ends by itself; the process exit code.
+
+        Exit 0 only when a finite source ended; a run that ended on an error reports ERRORED and exits 1,
+        so the nucleus restarts the component (a live source's failures are retried inside the session)."""
         assert self.service is not None
         while not stop.wait(poll_s):
             with self.config.lock:  # a configuration being applied restarts the pipeline: not an end
-                if self.service.running:
-                    continue
-                error = self.service.status().get("last_error")
-            if error:
-                log.error("pipeline stopped: %s", error)
+                state, reason = self.service.state()
+            if state == "finished":
+                log.info("source ended; component finished")
+                return 0
+            if state in ("error", "stopped"):
+                log.error("pipeline stopped: %s", reason or self.service.last_error or "ended unexpectedly")
                 self._report(ReportedLifecycleState.ERRORED)
                 return 1
-            log.info("source ended; component finished")
-            return 0
+            # "restarting" and "waiting" stay RUNNING: ERRORED would make the nucleus kill the process that is
+            # recovering; the state and its reason travel in health telemetry and the status command instead
         return 0
 
     def close(self, drain_timeout_s: float | None = None) -> int:

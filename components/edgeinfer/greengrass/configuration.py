@@ -2,8 +2,12 @@
 
 * At start: GetConfiguration, minus ``accessControl`` (the nucleus's, not ours), validated whole.
 * Before a deployment changes it: the nucleus sends the whole new configuration; it is validated
-  exactly as it would be applied and ACCEPTED or REJECTED with the one-line reason. REJECTED fails
-  the deployment (and rolls it back when the deployment says so); the running config stays.
+  deeply, as it would be applied (schema; model package verified, loaded, warmed up and decoded; folders
+  writable; source well-formed and files present; transport usable: see core/preflight.py) and ACCEPTED
+  or REJECTED with the one-line reason. REJECTED fails the deployment (and rolls it back when the
+  deployment says so); the running config stays.
+* The last configuration that ran is kept on disk (``$EDGEINFER_STATE_DIR/greengrass/last-good.json``,
+  0600); when the nucleus hands one that cannot start, the component starts from it instead and says so.
 * After it changed: update events (one per changed key) are coalesced; the latest configuration is
   read once and applied with ``replace_config`` (which changes nothing if it fails).
 
@@ -14,7 +18,9 @@ the path the Run lifecycle passes with ``--model``.
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +37,7 @@ from awsiot.greengrasscoreipc.model import (
 from ..core import config as cfgmod
 from ..core.config import EdgeInferConfig
 from ..core.errors import ConfigError, EdgeInferError
+from ..core.preflight import preflight
 from .ipc import error_text
 
 log = logging.getLogger(__name__)
@@ -38,8 +45,11 @@ NUCLEUS_KEYS = ("accessControl",)
 
 
 class ComponentConfig:
-    def __init__(self, ipc: GreengrassCoreIPCClientV2, default_model: str | None, device_id: str) -> None:
+    def __init__(self, ipc: GreengrassCoreIPCClientV2, default_model: str | None, device_id: str,
+                 last_good: Path | None = None) -> None:
         self._ipc = ipc
+        self.last_good = LastGoodConfig(last_good or cfgmod.state_dir() / "greengrass" / "last-good.json")
+        self.running: Callable[[], EdgeInferConfig | None] = lambda: None
         self._default_model = default_model
         self._device_id = device_id
         self.lock = threading.Lock()  # held while a configuration is being applied
@@ -92,9 +102,12 @@ class ComponentConfig:
         if ev is None:
             return
         try:
-            self.validate(ev.configuration or {}, "proposed configuration")
+            cfg = self.validate(ev.configuration or {}, "proposed configuration")
+            preflight(cfg, self.running())
             status, message = ConfigurationValidityStatus.ACCEPTED, "valid edgeinfer configuration"
-        except EdgeInferError as exc:
+        except Exception as exc:
+            if not isinstance(exc, EdgeInferError):
+                log.exception("validating deployment %s failed", ev.deployment_id)
             status, message = ConfigurationValidityStatus.REJECTED, str(exc)
             self.rejected.append(message)
             log.warning("rejected deployment %s: %s", ev.deployment_id, message)
@@ -115,8 +128,10 @@ class ComponentConfig:
             self._dirty.clear()
             try:
                 with self.lock:
-                    apply(self.document(self.read()))
+                    raw = self.read()
+                    apply(self.document(raw))
                 self.applied += 1
+                self.last_good.save(raw)
             except EdgeInferError as exc:  # accepted by validation but failed to apply (e.g. model load)
                 log.error("configuration not applied, the running one stays: %s", exc)
             except Exception as exc:
@@ -130,3 +145,28 @@ class ComponentConfig:
         self._ops.clear()
         if self._worker is not None:
             self._worker.join(10)
+
+
+class LastGoodConfig:
+    """The component configuration that last ran, as the nucleus gave it (0600: it may name hosts and files)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, raw: dict[str, Any]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(raw, f)
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a full disk must not stop a configuration that runs
+            log.warning("could not keep the last good configuration in %s: %s", self.path, exc.strerror or exc)

@@ -1,0 +1,482 @@
+"""One run session: model + source + pipeline + sinks + telemetry, for every mode.
+
+`edgeinfer run`, the Greengrass component and the IoT Edge module all drive this one object; they only
+translate their control surface (flags and signals / component configuration and commands / twin and
+methods) onto ``start``, ``apply``, ``reload_model``, ``set_threshold``, ``snapshot``, ``status``, ``stop``.
+
+* Updates are transactional (see staging.py): the new pieces are built and checked first — model loaded,
+  warmed up and its decoder run on the warm-up output; source opened; folders checked; transport opened —
+  and only then is the old pipeline retired. Any failure leaves the old pipeline running unchanged and
+  raises one EdgeInferError. A model-only change is swapped in between frames, with no gap.
+* Supervision: a pipeline that dies on an error is restarted with backoff over the same pieces when its
+  source is live or looping; a finite source that fails ends in state ``error``; one that ends, ``finished``.
+* ``status()`` is the truth about what runs: state (running / waiting / restarting / finished / error /
+  stopped) with its reason, the model and backend in use, telemetry or sinks degraded and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from . import config as cfgmod
+from . import heap
+from .annotate import annotate
+from .config import EdgeInferConfig
+from .errors import ConfigError, EdgeInferError, ModelError
+from .model import LoadedModel
+from .pipeline import Pipeline
+from .runner import Progress, context_for, noop
+from .sinks.base import RunContext, Sink
+from .sinks.files import AnnotatedFramesSink, write_json_atomic
+from .staging import Parts, Staged, pipeline_differs, stage, telemetry_differs, wants_telemetry
+
+log = logging.getLogger(__name__)
+
+#: seconds a retiring pipeline gets to drain the frames it read before it is aborted, then to end
+RETIRE_GRACE_S = 5.0
+RESTART_BACKOFF_S = (1.0, 30.0)
+
+
+class _Runner(threading.Thread):
+    """Runs pipelines over one set of parts until stopped, restarting a failed one with backoff."""
+
+    def __init__(self, session: RunSession, parts: Parts, backoff_s: tuple[float, float]) -> None:
+        super().__init__(name="edgeinfer-run", daemon=True)
+        self.session, self.parts = session, parts
+        self.backoff_s = backoff_s
+        self.pipeline: Pipeline | None = None
+        self.phase = "starting"  # running | restarting | finished | error | stopped
+        self.reason: str | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self.ended = threading.Event()
+
+    def run(self) -> None:
+        delay = self.backoff_s[0]
+        try:
+            while not self._stopping.is_set():
+                pipe = self.session._new_pipeline(self.parts)
+                self.pipeline = pipe
+                self.phase, self.reason = "running", None
+                error = self.session._run_pipeline(self.parts, pipe)
+                if self._stopping.is_set():
+                    break
+                if error is None:
+                    self.phase = "finished"
+                    log.info("source %s ended", self.parts.source.uri)
+                    break
+                restartable = self.parts.source.live or self.parts.config.source.loop
+                if not restartable:
+                    self.phase, self.reason = "error", error
+                    break
+                if pipe.frames:
+                    delay = self.backoff_s[0]
+                self.phase, self.reason = "restarting", f"{error} (restart in {delay:.0f} s)"
+                log.error("pipeline stopped: %s; restarting in %.0f s", error, delay)
+                if self._stopping.wait(delay):
+                    break
+                delay = min(delay * 2, self.backoff_s[1])
+                self.restarts += 1
+        except Exception as exc:  # the supervisor itself must never die silently
+            log.exception("run supervisor failed")
+            self.phase, self.reason = "error", f"run supervisor failed: {exc}"
+        finally:
+            if self.phase not in ("finished", "error"):
+                self.phase = "stopped"
+            self.ended.set()
+
+    def retire(self, grace_s: float = RETIRE_GRACE_S) -> bool:
+        """Stop after the frames already read (aborting after ``grace_s``); True when the thread ended."""
+        self._stopping.set()
+        pipe = self.pipeline
+        if pipe is not None:
+            pipe.stop()
+        if self.ended.wait(grace_s):
+            return True
+        if self.pipeline is not None:
+            self.pipeline.abort()
+        if self.ended.wait(grace_s):
+            return True
+        log.error("the pipeline did not end within %.0f s of being aborted (a sink or the runtime is stuck); "
+                  "leaving its thread behind", 2 * grace_s)
+        return False
+
+
+class RunSession:
+    def __init__(self, config: EdgeInferConfig, transport: Any | None = None, extra_sinks: list[Sink] | None = None,
+                 progress: Progress = noop, restart_backoff_s: tuple[float, float] = RESTART_BACKOFF_S) -> None:
+        self.config = config
+        self._injected = transport  # an adapter's transport (IPC, module outputs) outlives telemetry rebuilds
+        self._extra_sinks = list(extra_sinks or [])
+        self._progress = progress
+        self._backoff = restart_backoff_s
+        self._lock = threading.RLock()  # serialises control operations (start, apply, reload, stop)
+        self._parts: Parts | None = None
+        self._runner: _Runner | None = None
+        self._swapping = threading.Event()
+        self._listeners: list[Callable[[EdgeInferConfig], None]] = []
+        self.last_error: str | None = None
+        self.last_summary: dict[str, Any] | None = None
+        self.first_result_at: float | None = None
+        self.config_version = 0
+        self._start_error: str | None = None  # why the last start failed (nothing runs)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Build every piece and start the run. Raises EdgeInferError (nothing left open) when it cannot."""
+        with self._lock:
+            if self._parts is not None:
+                return
+            try:
+                staged = stage(self.config, None, self._injected, self._progress)
+            except EdgeInferError as exc:
+                self.last_error = self._start_error = str(exc)
+                raise
+            assert staged.model is not None and staged.source is not None and staged.files is not None
+            parts = Parts(self.config, staged.model, staged.source, staged.files, timings=staged.timings)
+            try:
+                parts.telemetry = self._open_telemetry(staged, parts)
+            except BaseException:
+                staged.discard()
+                raise
+            self._parts, self._start_error = parts, None
+            self._start_runner(parts)
+
+    def stop(self, drain_timeout_s: float | None = None) -> int:
+        """Stop the run; deliver telemetry for up to ``drain_timeout_s``; return the events left in the outbox."""
+        with self._lock:
+            parts, self._parts = self._parts, None
+            if parts is None:
+                return 0
+            self._retire_runner()
+            timeout = parts.config.telemetry.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+            telemetry = parts.telemetry
+            tel_summary = None
+            if telemetry is not None:
+                left = telemetry.drain(timeout)
+                tel_summary = {"transport": parts.config.telemetry.transport, "mode": parts.config.telemetry.mode,
+                               "left_in_outbox": left, **telemetry.snapshot().to_dict()}
+            left = parts.close(0.0)
+            left = tel_summary["left_in_outbox"] if tel_summary else left
+            if self.last_summary is not None:
+                self.last_summary["load_ms"] = parts.timings
+                if tel_summary is not None:
+                    self.last_summary["telemetry"] = tel_summary
+                self._write_summary(parts.config, self.last_summary)
+            return left
+
+    @property
+    def running(self) -> bool:
+        r = self._runner
+        return r is not None and r.is_alive() and r.phase in ("starting", "running", "restarting")
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the run to end by itself (a finite source, or an error it will not restart from)."""
+        r = self._runner
+        return True if r is None else r.ended.wait(timeout_s)
+
+    # -- configuration -----------------------------------------------------------------------------
+    def apply_patch(self, patch: dict[str, Any]) -> EdgeInferConfig:
+        with self._lock:
+            return self.apply(cfgmod.apply_patch(self.config, patch))
+
+    def replace_config(self, full: dict[str, Any]) -> EdgeInferConfig:
+        with self._lock:
+            merged = cfgmod.deep_merge({"device_id": self.config.device_id}, full)
+            return self.apply(cfgmod.validate(merged, "configuration"))
+
+    def apply(self, new: EdgeInferConfig) -> EdgeInferConfig:
+        """Make ``new`` the running config, as a whole or not at all."""
+        with self._lock:
+            current = self._parts
+            if current is None:  # not started (or stopped): nothing runs, so there is nothing to keep
+                self.config = new
+                return new
+            old = current.config
+            self._swapping.set()
+            try:
+                staged = stage(new, current, self._injected, self._progress)
+            except EdgeInferError as exc:
+                self.last_error = str(exc)
+                raise
+            finally:
+                self._swapping.clear()
+            try:
+                self._commit(current, staged)
+            except BaseException:
+                staged.discard()
+                raise
+            if new.log_level != old.log_level:
+                logging.getLogger("edgeinfer").setLevel(new.log_level)
+            self.config = new
+            self.config_version += 1
+            log.info("configuration applied (version %d)", self.config_version)
+            for fn in self._listeners:
+                fn(new)
+            return new
+
+    def _commit(self, current: Parts, staged: Staged) -> None:
+        old, new = current.config, staged.config
+        runner = self._runner
+        live = runner is not None and runner.is_alive() and runner.pipeline is not None
+        if not pipeline_differs(old, new) and live:
+            assert runner is not None and runner.pipeline is not None
+            if staged.model is not None:  # hot swap between frames; the pipeline closes the old model
+                runner.pipeline.swap_model(staged.model)
+                current.model, current.timings = staged.model, staged.timings
+            self._set_threshold(current.model, new.model.score_threshold)
+            current.config = new
+            self._log_model(current.model)
+            return
+        self._retire_runner()
+        parts = Parts(new, staged.model or current.model, staged.source or current.source,
+                      staged.files if staged.files is not None else current.files,
+                      current.telemetry, staged.timings or current.timings)
+        if staged.model is None:
+            self._set_threshold(parts.model, new.model.score_threshold)
+        if telemetry_differs(old, new):
+            if current.telemetry is not None:
+                current.telemetry.drain(0.0)  # the outbox keeps what was not sent; the new service sends it
+                current.telemetry.close()
+                current.telemetry = None
+            try:
+                parts.telemetry = self._open_telemetry(staged, parts)
+            except EdgeInferError:
+                current.telemetry = self._reopen_telemetry(current)
+                self._start_runner(current)
+                raise
+        if staged.source is not None:
+            current.source.close()
+        if staged.model is not None:
+            current.model.close()
+        self._parts = parts
+        self._start_runner(parts)
+        self._log_model(parts.model)
+
+    # -- model -------------------------------------------------------------------------------------
+    def reload_model(self, path: str | None = None) -> dict[str, Any]:
+        """Load (again) the configured model, or the package at ``path``; swapped in only once it passes the gate."""
+        if path is not None and not path.strip():
+            raise ConfigError("reload was given an empty model path",
+                              "pass the path of a model package on the device, or omit it to reload the configured one")
+        with self._lock:
+            new_cfg = self.config
+            if path is not None:
+                new_cfg = cfgmod.apply_patch(self.config, {"model": {"path": path}}, "model reload")
+            if self._parts is None:
+                raise EdgeInferError("nothing is running", "start the run first")
+            try:
+                staged = stage(new_cfg, self._parts, self._injected, self._progress, reload_model=True)
+            except EdgeInferError as exc:
+                self.last_error = str(exc)
+                raise ModelError(f"model not changed: {exc.problem}", exc.fix) from exc
+            self._commit(self._parts, staged)
+            self.config = new_cfg
+            return self.status()["model"]
+
+    def set_threshold(self, value: float) -> None:
+        self.apply_patch({"model": {"score_threshold": value}})
+
+    @staticmethod
+    def _set_threshold(model: LoadedModel, value: float | None) -> None:
+        base = model.package.manifest.decoder
+        model.decoder = base.with_threshold(value) if value is not None else base
+
+    @staticmethod
+    def _log_model(model: LoadedModel) -> None:
+        m = model.package.manifest
+        log.info("model %s %s active (%s)", m.name, m.version, model.backend.info.summary())
+
+    # -- pipelines ---------------------------------------------------------------------------------
+    def _start_runner(self, parts: Parts) -> None:
+        self._runner = _Runner(self, parts, self._backoff)
+        self._runner.start()
+
+    def _retire_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.retire()
+
+    def _new_pipeline(self, parts: Parts) -> Pipeline:
+        sinks = self._sinks(parts)
+        keep = any(isinstance(s, AnnotatedFramesSink) for s in sinks)
+        pipe = Pipeline(parts.model, parts.source, sinks, parts.config.pipeline, parts.config.max_frames,
+                        keep_images=keep, on_model_change=lambda m: self._model_changed(parts, m), owns_source=False)
+        if parts.telemetry is not None:
+            parts.telemetry.set_queue_depths_provider(pipe.queue_depths)
+        return pipe
+
+    def _sinks(self, parts: Parts) -> list[Sink]:
+        sinks = list(parts.files)
+        if parts.telemetry is not None:
+            sinks.append(parts.telemetry.sink)
+        return sinks + self._extra_sinks
+
+    def _run_pipeline(self, parts: Parts, pipe: Pipeline) -> str | None:
+        """One pipeline from start to end on the runner thread; the error that ended it, if any."""
+        error: str | None = None
+        ctx = context_for(parts.config, parts.model)
+        started: list[Sink] = []
+        summary: dict[str, Any] = {}
+        try:
+            for s in pipe.sinks:
+                s.start(ctx)
+                started.append(s)
+            summary = pipe.run()
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, EdgeInferError) else f"{type(exc).__name__}: {exc}"
+            self.last_error = error
+            log.error("pipeline stopped: %s", error)
+            summary = pipe.summary()
+        finally:
+            for s in started:
+                try:
+                    s.close(summary)
+                except Exception:  # one sink's failure must not lose the others' output
+                    log.exception("sink %s failed to close", type(s).__name__)
+            if pipe.first_result_at is not None and self.first_result_at is None:
+                self.first_result_at = pipe.first_result_at
+            self.last_summary = summary
+        return error
+
+    def _model_changed(self, parts: Parts, model: LoadedModel) -> None:
+        """The first frame of a swapped-in model is about to reach the sinks: telemetry follows it exactly."""
+        heap.refreeze()  # the old model is closed: let the collector see it once, in case it sits in a cycle
+        if parts.telemetry is not None:
+            parts.telemetry.sink.start(context_for(parts.config, model))
+            parts.telemetry.emit_health()
+
+    # -- telemetry ---------------------------------------------------------------------------------
+    def _open_telemetry(self, staged: Staged, parts: Parts) -> Any | None:
+        if not staged.new_telemetry:
+            return None
+        from .telemetry.service import TelemetryService
+
+        transport = staged.transport if staged.transport is not None else self._injected
+        staged.transport = None  # the telemetry service owns it now (and closes it on failure)
+        service = TelemetryService.from_config(parts.config, context_for(parts.config, parts.model),
+                                               transport=transport)
+        service.start()
+        return service
+
+    def _reopen_telemetry(self, parts: Parts) -> Any | None:
+        """After a failed update: the telemetry that ran before, again (it opened once, it opens again)."""
+        try:
+            return self._open_telemetry(stage_telemetry_only(parts, self._injected), parts)
+        except EdgeInferError as exc:
+            log.error("telemetry could not be restored after a failed update: %s", exc)
+            self.last_error = str(exc)
+            return None
+
+    # -- introspection -----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        r = self._runner
+        p = r.pipeline if r is not None else None
+        return self._swapping.is_set() or (p is not None and p.in_flight > 0)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.busy:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)  # polls a flag flipped by another thread; bounded by the deadline
+        return True
+
+    @property
+    def telemetry(self) -> Any | None:
+        """The telemetry service of the running parts (None when telemetry is off)."""
+        return self._parts.telemetry if self._parts is not None else None
+
+    @property
+    def source_uri(self) -> str:
+        return self._parts.source.uri if self._parts is not None else str(self.config.source.uri)
+
+    def context(self) -> RunContext:
+        assert self._parts is not None
+        return context_for(self._parts.config, self._parts.model)
+
+    def snapshot(self) -> bytes:
+        r = self._runner
+        p = r.pipeline if r is not None else None
+        if p is None or p.latest is None or p.latest_image is None:
+            raise EdgeInferError("no frame has been processed yet", "try again once the source delivers frames")
+        ok, buf = cv2.imencode(".jpg", annotate(p.latest, p.latest_image), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            raise EdgeInferError("could not encode the snapshot", "check OpenCV's JPEG support")
+        return buf.tobytes()
+
+    def stats(self) -> dict[str, Any]:
+        r = self._runner
+        if r is not None and r.pipeline is not None:
+            return r.pipeline.summary()
+        return self.last_summary or {}
+
+    def state(self) -> tuple[str, str | None]:
+        """(state, reason): what the run is doing now, and why when it is not inferring."""
+        r, parts = self._runner, self._parts
+        if parts is None or r is None:
+            return ("error", self._start_error) if self._start_error else ("stopped", None)
+        if r.phase in ("finished", "error", "restarting", "stopped"):
+            return r.phase, r.reason
+        waiting = getattr(parts.source, "waiting", None)
+        if waiting:
+            return "waiting", waiting
+        return "running", None
+
+    def degraded(self) -> list[str]:
+        """Why the run is not doing all it should, while it infers (telemetry, sinks, backend fallback)."""
+        parts = self._parts
+        if parts is None:
+            return []
+        out: list[str] = []
+        info = parts.model.backend.info
+        if info.degraded and info.reason:
+            out.append(f"backend: {info.reason}")
+        tel = parts.telemetry
+        reason = tel.degraded() if tel is not None and hasattr(tel, "degraded") else None
+        if reason:
+            out.append(f"telemetry: {reason}")
+        for s in parts.files:
+            problem = getattr(s, "error", None)
+            if problem:
+                out.append(f"{type(s).__name__}: {problem}")
+        return out
+
+    def status(self) -> dict[str, Any]:
+        parts = self._parts
+        m = parts.model if parts is not None else None
+        model = None
+        if m is not None:
+            mf = m.package.manifest
+            model = {"name": mf.name, "version": mf.version, "sha256": m.package.model_sha256, "task": mf.task}
+        state, reason = self.state()
+        return {"state": state, "reason": reason, "model": model, "backend": m.backend.info.to_dict() if m else None,
+                "running": state in ("running", "waiting"), "degraded": self.degraded(),
+                "last_error": self.last_error, "config_version": self.config_version}
+
+    @staticmethod
+    def _write_summary(cfg: EdgeInferConfig, summary: dict[str, Any]) -> None:
+        if not cfg.output.dir:
+            return
+        try:
+            write_json_atomic(Path(cfg.output.dir) / "summary.json", summary)
+        except OSError as exc:
+            log.error("could not write %s/summary.json: %s", cfg.output.dir, exc.strerror or exc)
+
+
+def stage_telemetry_only(parts: Parts, injected: Any | None) -> Staged:
+    st = Staged(parts.config, new_telemetry=wants_telemetry(parts.config, injected))
+    if st.new_telemetry and injected is None:
+        from .telemetry.registry import open_transport
+
+        st.transport = open_transport(parts.config.telemetry.transport, parts.config.telemetry,
+                                      parts.config.device_id)
+    return st

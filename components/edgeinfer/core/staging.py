@@ -1,0 +1,129 @@
+"""Building the pieces of a run before anything that runs is touched (the first half of a transactional update).
+
+``stage(new, current)`` loads and gates the model, opens the source, checks the output and state folders and
+opens the telemetry transport — only what differs from ``current`` — and returns them as ``Staged``. Any
+failure closes what was built and raises one EdgeInferError: the running pieces were never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import EdgeInferConfig
+from .errors import EdgeInferError
+from .model import LoadedModel
+from .paths import ensure_dir
+from .runner import Progress, demo_source, load_configured, noop
+from .sinks.base import Sink
+from .sinks.files import file_sinks
+from .sources import Source, open_source
+
+log = logging.getLogger(__name__)
+
+MODEL_KEYS = ("path", "task", "warmup_runs")
+TELEMETRY_SECTIONS = ("telemetry", "rules", "device_id", "state_dir")
+
+
+def model_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
+    return (any(getattr(new.model, k) != getattr(old.model, k) for k in MODEL_KEYS) or new.backend != old.backend
+            or new.pipeline.max_batch != old.pipeline.max_batch)
+
+
+def telemetry_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
+    return any(getattr(new, k) != getattr(old, k) for k in TELEMETRY_SECTIONS)
+
+
+def pipeline_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
+    """Anything but the model (which can be swapped between frames) and the log level."""
+    return (new.source != old.source or new.output != old.output or new.max_frames != old.max_frames
+            or new.pipeline != old.pipeline or telemetry_differs(old, new))
+
+
+def wants_telemetry(cfg: EdgeInferConfig, injected: Any | None) -> bool:
+    """Telemetry runs when a transport is configured or passed in, or when there are rules to act on."""
+    return injected is not None or cfg.telemetry.transport != "none" or bool(cfg.rules)
+
+
+@dataclass
+class Parts:
+    """What one run is made of. The run session owns it; pipelines come and go over it."""
+
+    config: EdgeInferConfig
+    model: LoadedModel
+    source: Source
+    files: list[Sink]
+    telemetry: Any | None = None  # TelemetryService
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def close(self, drain_timeout_s: float = 0.0) -> int:
+        left = 0
+        if self.telemetry is not None:
+            left = self.telemetry.drain(drain_timeout_s)
+            self.telemetry.close()
+            self.telemetry = None
+        self.source.close()
+        self.model.close()
+        return left
+
+
+@dataclass
+class Staged:
+    """New pieces, built and checked, not yet running. ``None`` = keep the running one."""
+
+    config: EdgeInferConfig
+    model: LoadedModel | None = None
+    source: Source | None = None
+    files: list[Sink] | None = None
+    transport: Any | None = None  # a configured transport for new telemetry, opened (validated) not connected
+    new_telemetry: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        for close in (getattr(self.source, "close", None), getattr(self.model, "close", None),
+                      getattr(self.transport, "close", None)):
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # cleaning up after a failure must not hide the failure
+                    log.exception("could not close a staged piece")
+        self.model = self.source = self.transport = None
+
+
+def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any | None = None,
+          progress: Progress = noop, reload_model: bool = False) -> Staged:
+    """Build what ``new`` needs that ``current`` does not already run (and the model again when
+    ``reload_model``). Raises EdgeInferError and changes nothing when a piece cannot be built."""
+    old = current.config if current is not None else None
+    st = Staged(new)
+    try:
+        if old is None or new.output != old.output:
+            if new.output.dir:
+                ensure_dir(new.output.dir, "output.dir")
+            st.files = list(file_sinks(new.output))
+        if old is None or telemetry_differs(old, new):
+            st.new_telemetry = wants_telemetry(new, injected_transport)
+            if st.new_telemetry:
+                ensure_dir(new.resolved_state_dir(), "state_dir")
+                if injected_transport is None:
+                    from .telemetry.registry import open_transport
+
+                    st.transport = open_transport(new.telemetry.transport, new.telemetry, new.device_id)
+        if old is None or reload_model or model_differs(old, new):
+            st.model, st.timings = load_configured(new, progress)  # loaded, warmed up, decoded: the gate
+        if old is None or new.source != old.source:
+            s = new.source
+            # at start a camera that is not there yet is waited for; an update to a new one must open now
+            st.source = (open_source(s.uri, s.live, s.loop, s.fps, require_connected=old is not None)
+                         if s.uri else demo_source(progress))
+    except EdgeInferError:
+        st.discard()
+        raise
+    except BaseException as exc:
+        st.discard()
+        if not isinstance(exc, Exception):
+            raise  # anything else building a piece is still a one-line refusal
+        raise EdgeInferError(f"could not prepare the run: {type(exc).__name__}: {exc}",
+                             "see the log for the cause") from exc
+    return st
