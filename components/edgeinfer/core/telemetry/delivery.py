@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -99,7 +100,7 @@ class Delivery:
             try:
                 outcome = self.attempt()
             except Exception as exc:  # outbox I/O errors, or a bug: must not stop delivery for good
-                if isinstance(exc, TelemetryError):
+                if isinstance(exc, TelemetryError | sqlite3.Error):
                     log.error("%s", exc)
                 else:
                     log.exception("telemetry delivery attempt failed")

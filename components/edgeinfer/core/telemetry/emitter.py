@@ -3,11 +3,17 @@
 An invalid event (NaN score, wrong type) or one over the message limit is logged as one clear
 line, counted, and dropped; the events around it flow on. With transport ``none`` there is no
 outbox: events are still made (rules, listeners and byte counts work) and then discarded.
+
+An outbox that cannot store (disk full, I/O error, read-only file system) never raises into the
+frame path: the events are dropped and counted (``WriteFailures``), telemetry reports itself
+degraded until a write succeeds again, and listeners still see the events, with ``seq`` 0 (not
+stored), so a local alert is never lost to a full disk.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -18,6 +24,7 @@ from ..config import one_line
 from ..errors import TelemetryError
 from ..sinks.base import RunContext
 from .config import TelemetryConfig
+from .degraded import WriteFailures
 from .events import EventBase
 from .limits import render_topic
 from .outbox import Outbox, Pending, Stored
@@ -30,19 +37,21 @@ Listener = Callable[[EventBase], None]
 
 class Emitter:
     def __init__(self, cfg: TelemetryConfig, ctx: RunContext, outbox: Outbox | None, stats: Stats,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None, failures: WriteFailures | None = None) -> None:
         self.cfg = cfg
         self.ctx = ctx
         self._outbox = outbox
         self._stats = stats
         self._wake = wake
+        self.failures = failures or WriteFailures(stats)
         self._listeners: list[Listener] = []
         self._seq: dict[str, int] = {}  # only without an outbox
         self._seq_lock = threading.Lock()
         self._topics: dict[tuple[str, str, str], str] = {}
 
     def add_listener(self, fn: Listener) -> None:
-        """``fn(event)`` after each event is stored (durably, when there is an outbox)."""
+        """``fn(event)`` after each event is stored (durably, when there is an outbox), and for each event
+        the outbox could not store (disk full): those carry ``seq`` 0."""
         self._listeners.append(fn)
 
     def topic(self, event_type: str) -> str:
@@ -79,7 +88,12 @@ class Emitter:
                 event = item.event.with_seq(seq)
                 stored.append(Stored(event, event.encode()))
         else:
-            result = self._outbox.append(items)
+            try:
+                result = self._outbox.append(items)
+            except (TelemetryError, sqlite3.Error, OSError) as exc:
+                self._dropped(items, exc)
+                return []
+            self.failures.ok()
             for _event, reason in result.rejected:
                 log.error("%s", TelemetryError(f"dropped {reason}", "send less per event (fewer detections, "
                                                "shorter labels) or use summary mode"))
@@ -92,3 +106,12 @@ class Emitter:
             for fn in self._listeners:
                 fn(s.event)
         return stored
+
+    def _dropped(self, items: Sequence[Pending], exc: BaseException) -> None:
+        """The outbox refused the whole transaction (it rolled back): nothing of it was stored."""
+        for item in items:
+            item.event.stamp_seq(0)  # the outbox stamped a number it then rolled back
+        self.failures.failed((item.event.type for item in items), exc)
+        for item in items:
+            for fn in self._listeners:
+                fn(item.event)

@@ -164,6 +164,19 @@ class TransportState(_Model):
     sent_bytes: int = 0
 
 
+class TelemetryState(_Model):
+    degraded: bool = Field(default=False, description="True while the outbox cannot store events (disk full, "
+                           "I/O error, read-only): they are dropped and counted; inference goes on")
+    reason: str | None = Field(default=None, description="While degraded: why, one line (e.g. 'outbox write "
+                               "failed: database or disk is full')")
+    since: dt.datetime | None = Field(default=None, description="While degraded: UTC time it began")
+    write_failed: int = Field(default=0, ge=0, description="Events dropped since start because the outbox "
+                              "could not store them")
+    write_failed_by_type: dict[str, int] | None = Field(default=None, description="write_failed per event type "
+                                                        "(absent while none)")
+    last_error: str | None = Field(default=None, description="The latest write failure, kept after recovery")
+
+
 class HealthEvent(EventBase):
     type: Literal["health"] = "health"
     model: ModelInfo
@@ -177,6 +190,8 @@ class HealthEvent(EventBase):
     queues: dict[str, int] = Field(default_factory=dict, description="Pipeline queue depths")
     outbox: OutboxState | None = None
     transport: TransportState | None = None
+    telemetry: TelemetryState | None = Field(default=None, description="Telemetry's own state: degraded while "
+                                             "events cannot be stored")
     invalid: int = Field(default=0, description="Events that failed validation since start")
     uptime_s: float = 0.0
 

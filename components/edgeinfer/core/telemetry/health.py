@@ -1,8 +1,13 @@
 """Health events: what model and backend actually run (degraded + reason), CPU, memory,
-temperature where readable, pipeline queue depths, outbox depth/age/evictions, link state."""
+temperature where readable, pipeline queue depths, outbox depth/age/evictions, link state, and
+telemetry's own state (degraded while the outbox cannot store; events dropped for it).
+
+Besides every ``interval_s``, ``poke()`` sends one at once (telemetry entering or leaving degraded).
+A health event that cannot be stored still reaches the emitter's listeners."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -15,7 +20,7 @@ import psutil
 from .emitter import Emitter
 from .events import HealthEvent
 from .outbox import Outbox
-from .stats import Stats
+from .stats import Stats, StatsSnapshot
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,7 @@ class HealthReporter:
         self._started = clock()
         self._queue_depths: QueueDepths | None = None
         self._stop = threading.Event()
+        self._poke = threading.Event()
         self._thread: threading.Thread | None = None
 
     def set_queue_depths_provider(self, fn: QueueDepths | None) -> None:
@@ -94,11 +100,22 @@ class HealthReporter:
             o = self._outbox.stats()
             fields["outbox"] = {"depth": o.depth, "bytes": o.bytes, "oldest_age_s": o.oldest_age_s,
                                 "evicted": o.evicted, "rejected": o.rejected}
+            fields["telemetry"] = self._telemetry_state(snap)
         if self._transport is not None:
             link = self._transport.status()
             fields["transport"] = {"transport": self._transport.describe(), "connected": link.connected,
                                    "error": link.error, "sent_events": snap.sent_events, "sent_bytes": snap.sent_bytes}
         return self._emitter.build(HealthEvent, **fields)
+
+    def _telemetry_state(self, snap: StatsSnapshot) -> dict[str, Any]:
+        st = self._emitter.failures.state()
+        return {"degraded": st.degraded, "reason": st.reason, "last_error": st.last_error,
+                "since": None if st.since is None else dt.datetime.fromtimestamp(st.since, dt.timezone.utc),
+                "write_failed": snap.write_failed, "write_failed_by_type": snap.write_failed_by_type or None}
+
+    def poke(self) -> None:
+        """A health event now, from the health thread (never the caller's): no-op before ``start``."""
+        self._poke.set()
 
     def emit(self) -> HealthEvent | None:
         event = self.build()
@@ -124,12 +141,17 @@ class HealthReporter:
 
     def stop(self) -> None:
         self._stop.set()
+        self._poke.set()
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
+        while True:
+            self._poke.wait(self._interval_s)
+            self._poke.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.emit()
             except Exception:

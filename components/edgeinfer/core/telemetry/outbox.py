@@ -15,6 +15,9 @@
 * Acknowledged rows leave delivery's view at once and are deleted by the next transaction, or at once
   when no append holds the database: the delivery thread never waits for the producer. A crash in
   between sends them again (at-least-once). Deletes take two statements, whatever the count.
+* A full or failing disk: an append that cannot commit rolls back whole and raises ``TelemetryError``
+  (the emitter drops and counts it; nothing committed before is touched). Deleting delivered rows
+  never raises: on failure they stay out of delivery's view and are deleted by a later write.
 * One process at a time: an exclusive lock file next to the database (released by the OS on kill).
 """
 
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 ROW_OVERHEAD = 64
 RECENT_MAX_BYTES = 8 * 1024 * 1024  # rows kept in memory for delivery
 EVICTION_LOG_INTERVAL_S = 60
+DELETE_LOG_INTERVAL_S = 60
 LEVELS = sorted(set(PRIORITY.values()))
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events(
@@ -73,6 +77,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._closed = False
         self._evict_logged = -math.inf
+        self._delete_logged = -math.inf
         self._insert_sql: dict[int, str] = {}  # multi-row INSERT text per row count
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lockfile = take_lock(path.with_name(path.name + ".lock"))
@@ -264,6 +269,8 @@ class Outbox:
                     start = self._recent.covered_from(level)
                     rows = self._db.execute(f"SELECT {COLUMNS} FROM events WHERE priority=? AND n>? AND n<? "
                                             "ORDER BY n LIMIT ?", (level, last, start, want)).fetchall()
+                    if undeleted := self._recent.settled_set():  # the delete failed (disk full): skip them
+                        rows = [r for r in rows if r[0] not in undeleted]
                 out.extend(map(Record._make, rows))
                 last = start - 1
             if len(out) >= limit:
@@ -285,23 +292,30 @@ class Outbox:
         with self._lock:
             self._flush()
 
-    def _flush(self) -> None:
-        """Caller holds the lock, outside a transaction.
+    def _flush(self) -> bool:
+        """Caller holds the lock, outside a transaction. False when the delete failed (disk full, I/O
+        error): the rows stay settled, out of delivery's view, and the next write deletes them.
 
         No BEGIN/COMMIT: the DELETE is its own transaction (autocommit), and the lock and the lock file
         keep every other writer out between the count and the delete. Two statements, not four.
         """
         ns = self._recent.take_settled()
         if not ns:
-            return
+            return True
         try:
             rows, size = self._delete(ns)
         except sqlite3.Error as exc:
             self._recent.return_settled(ns)
-            raise TelemetryError(f"cannot update the telemetry outbox {self.path}: {exc}",
-                                 "check free disk space and permissions of the state dir") from exc
+            now = time.monotonic()
+            if now - self._delete_logged >= DELETE_LOG_INTERVAL_S:
+                self._delete_logged = now
+                log.warning("telemetry outbox %s: cannot delete %d delivered events yet (%s); they are not sent "
+                            "again and go with a later write (logged at most every %ds)", self.path, len(ns), exc,
+                            DELETE_LOG_INTERVAL_S)
+            return False
         self._depth -= rows
         self._bytes -= size
+        return True
 
     def reject(self, ns: Iterable[int], reason: str) -> int:
         """Refused for good (by the peer, or too large): delete and count. Returns the rows deleted."""
@@ -315,10 +329,12 @@ class Outbox:
                 self._counters["rejected"] += rows
                 self._db.execute(_SET_COUNTER, ("rejected", self._counters["rejected"]))
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except sqlite3.Error as exc:  # disk full: out of delivery's view now, deleted by a later write
                 self._rollback()
-                raise TelemetryError(f"cannot update the telemetry outbox {self.path}: {exc}",
-                                     "check free disk space and permissions of the state dir") from exc
+                log.warning("telemetry outbox %s: cannot delete %d refused events yet (%s)", self.path, len(ns), exc)
+                self._recent.settle(ns)
+                self._counters["rejected"] += len(ns)
+                return len(ns)
             self._recent.discard(ns)
             self._depth -= rows
             self._bytes -= size
@@ -336,7 +352,11 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            row = self._db.execute("SELECT created FROM events ORDER BY n LIMIT 1").fetchone()
+            try:
+                row = self._db.execute("SELECT created FROM events ORDER BY n LIMIT 1").fetchone()
+            except sqlite3.Error as exc:  # an I/O error must not cost the health event
+                log.debug("outbox stats: %s", exc)
+                row = None
             evicted = {k.split(".", 1)[1]: v for k, v in self._counters.items() if k.startswith("evicted.")}
             return OutboxStats(depth=self.depth, bytes=self._bytes,
                                oldest_age_s=None if row is None else round(max(0.0, self._clock() - row[0]), 3),

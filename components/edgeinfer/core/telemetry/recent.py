@@ -65,6 +65,11 @@ class RecentRows:
         with self._lock:
             self._settled[:0] = ns
 
+    def settled_set(self) -> frozenset[int]:
+        """Acknowledged rows not deleted yet (non-empty only while deletes fail)."""
+        with self._lock:
+            return frozenset(self._settled)
+
     @property
     def settled_count(self) -> int:
         return len(self._settled)

@@ -10,6 +10,10 @@ service.close()
 ```
 
 Transport ``none``: no outbox and nothing sent; rules, hooks, listeners and byte counts still work.
+
+A full or failing disk under the state dir never stops the pipeline: events that cannot be stored
+are dropped and counted (``snapshot().write_failed``), ``degraded()`` says why, health events carry
+``telemetry.degraded``, and storing resumes by itself when space returns.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..rules.config import RuleConfig
 from ..rules.engine import RuleEngine
 from ..sinks.base import RunContext
 from .config import TelemetryConfig
+from .degraded import DegradedState, WriteFailures
 from .delivery import Delivery
 from .emitter import Emitter, Listener
 from .events import PRIORITY
@@ -48,11 +53,15 @@ class TelemetryService:
         self.transport = transport
         self.stats = Stats()
         self._delivery = Delivery(outbox, transport, cfg, self.stats) if outbox and transport else None
-        self._emitter = Emitter(cfg, ctx, outbox, self.stats, self._delivery.wake if self._delivery else lambda: None)
+        where = f"the state dir {outbox.path.parent}" if outbox is not None else "the state dir"
+        self._failures = WriteFailures(self.stats, where)
+        self._emitter = Emitter(cfg, ctx, outbox, self.stats, self._delivery.wake if self._delivery else lambda: None,
+                                self._failures)
         for event_type in PRIORITY:  # a bad topic template or device id fails here, not mid-run
             self._emitter.topic(event_type)
         self._actions = ActionRunner(self._on_action)
         self._health = HealthReporter(self._emitter, outbox, transport, self.stats, cfg.health_interval_s, probe)
+        self._failures.on_change = lambda _degraded: self._health.poke()  # say so at once, both ways
         self.sink = TelemetrySink(cfg, self._emitter, RuleEngine(rules), self._actions, self._health, self.stats)
         self._started = False
         self._closed = False
@@ -130,6 +139,15 @@ class TelemetryService:
             self.outbox.close()
 
     # -- reporting -------------------------------------------------------------------------------
+    def degraded(self) -> str | None:
+        """None while telemetry works; else why not, one line (e.g. "outbox write failed: database or disk
+        is full"). Events are dropped and counted meanwhile; it clears by itself when a write succeeds."""
+        return self._failures.reason()
+
+    def degraded_state(self) -> DegradedState:
+        """degraded, reason, since (wall clock), last_error; counts are in ``snapshot().write_failed``."""
+        return self._failures.state()
+
     def snapshot(self) -> StatsSnapshot:
         return self.stats.snapshot()
 

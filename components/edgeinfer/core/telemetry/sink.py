@@ -4,11 +4,16 @@ Rules run first on every frame, whatever the mode, so an alert is stored (and it
 before anything else about that frame. Then, by mode: ``results`` stores one result event per
 frame; ``summary`` feeds the window; ``alerts-only`` stores nothing more. In every mode the sink
 counts what per-frame results and raw frames would have cost, for the bandwidth report.
+
+Nothing here raises into the frame path: a full disk drops events with a count (see the emitter),
+and anything else that fails is logged (at most once a minute) and counted, and the frames go on.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from ..rules.actions import ActionRunner
@@ -25,6 +30,7 @@ from .summary import WindowAggregator
 
 log = logging.getLogger(__name__)
 MAX_EVIDENCE_ITEMS = 10
+ERROR_LOG_INTERVAL_S = 60
 
 
 def result_fields(r: FrameResult) -> dict[str, Any]:
@@ -55,6 +61,8 @@ class TelemetrySink:
         self._stats = stats
         self._window = WindowAggregator(cfg.window_s)
         self._frames = 0
+        self._errors = 0
+        self._error_logged = -math.inf
 
     def start(self, ctx: RunContext) -> None:
         self._emitter.ctx = ctx  # the pipeline's context is the most current (backend actually loaded)
@@ -62,6 +70,17 @@ class TelemetrySink:
             self._emitter.topic(event_type)
 
     def on_result(self, result: FrameResult) -> None:
+        try:
+            self._on_result(result)
+        except Exception:  # telemetry must never stop inference: a bug here is logged, not raised
+            self._errors += 1
+            now = time.monotonic()
+            if now - self._error_logged >= ERROR_LOG_INTERVAL_S:
+                self._error_logged = now
+                log.exception("telemetry sink failed on %s frame %d (%d failures so far; logged at most every %ds)",
+                              result.source, result.index, self._errors, ERROR_LOG_INTERVAL_S)
+
+    def _on_result(self, result: FrameResult) -> None:
         for hit in self._rules.evaluate(result):
             self._on_hit(hit)
         event = self._emitter.build(ResultEvent, **result_fields(result))
@@ -69,7 +88,7 @@ class TelemetrySink:
         if event is not None:
             if self._cfg.mode == "results":
                 stored = self._emitter.emit(event)
-                size = stored.size if stored is not None else 0
+                size = stored.size if stored is not None else len(event.encode())  # dropped: what it would cost
             else:  # what it would have cost, with the seq it would have had (encoded once, seq 0: one digit)
                 size = len(event.encode()) - 1 + len(str(self._frames + 1))
         self._frames += 1
@@ -78,9 +97,14 @@ class TelemetrySink:
             self._emit_summary(window)
 
     def close(self, summary: dict[str, Any]) -> None:
-        if self._cfg.mode == "summary" and (window := self._window.flush()) is not None:
-            self._emit_summary(window)
-        self._health.emit()
+        try:
+            if self._cfg.mode == "summary" and (window := self._window.flush()) is not None:
+                self._emit_summary(window)
+            self._health.emit()
+        except Exception:  # the run is over and its results are in: a telemetry bug must not fail it
+            log.exception("telemetry sink failed closing the run")
+        if self._errors:
+            summary.setdefault("telemetry_sink_errors", self._errors)
 
     def _emit_summary(self, fields: dict[str, Any]) -> None:
         if (event := self._emitter.build(SummaryEvent, **fields)) is not None:

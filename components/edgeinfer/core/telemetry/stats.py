@@ -1,11 +1,12 @@
 """Counters shared by the sink, the delivery thread and health: bytes sent vs what results and raw
-frames would have cost, events made per type, invalid events, actions run."""
+frames would have cost, events made per type, invalid events, events the outbox could not store
+(``write_failed``: a full or failing disk), actions run."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -21,6 +22,8 @@ class StatsSnapshot:
     invalid: int
     rejected: int
     actions: dict[str, int]
+    write_failed: int = 0  # events dropped because the outbox could not store them (disk full, I/O error)
+    write_failed_by_type: dict[str, int] = field(default_factory=dict)
 
     def saving_vs_results(self) -> float | None:
         return None if not self.results_bytes else 1.0 - self.sent_bytes / self.results_bytes
@@ -41,6 +44,7 @@ class Stats:
         self._n: Counter[str] = Counter()
         self._emitted: Counter[str] = Counter()
         self._actions: Counter[str] = Counter()
+        self._write_failed: Counter[str] = Counter()
 
     def add(self, **amounts: int) -> None:
         with self._lock:
@@ -54,10 +58,17 @@ class Stats:
         with self._lock:
             self._actions[name] += 1
 
+    def write_failed(self, by_type: Counter[str]) -> None:
+        """Events of these types were dropped: the outbox could not store them."""
+        with self._lock:
+            self._write_failed.update(by_type)
+
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
             n = self._n
             return StatsSnapshot(frames=n["frames"], raw_bytes=n["raw_bytes"], results_bytes=n["results_bytes"],
                                  sent_bytes=n["sent_bytes"], sent_messages=n["sent_messages"],
                                  sent_events=n["sent_events"], emitted=dict(self._emitted), invalid=n["invalid"],
-                                 rejected=n["rejected"], actions=dict(self._actions))
+                                 rejected=n["rejected"], actions=dict(self._actions),
+                                 write_failed=sum(self._write_failed.values()),
+                                 write_failed_by_type=dict(self._write_failed))
