@@ -1,12 +1,13 @@
 """The rule engine: conditions on label/score/count/area, N consecutive frames, time windows,
-cooldown and hysteresis, driven by frame time."""
+cooldown and hysteresis. Driven here by the frames' own time (``frame_time``) so each case is exact;
+the default monotonic clock is proven in tests/faults/test_rules_clock.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from edgeinfer.core.rules.config import RuleConfig
-from edgeinfer.core.rules.engine import RuleEngine
+from edgeinfer.core.rules.engine import RuleEngine, frame_time
 from edgeinfer.core.types import FrameResult
 
 from .synthetic import classified, detection, frame
@@ -15,7 +16,7 @@ FPS = 10.0
 
 
 def engine(**rule: Any) -> RuleEngine:
-    return RuleEngine([RuleConfig.model_validate({"name": "r", **rule})])
+    return RuleEngine([RuleConfig.model_validate({"name": "r", **rule})], clock=frame_time)
 
 
 def run(eng: RuleEngine, pattern: str, score: float = 0.9, start: int = 0) -> list[int]:

@@ -4,6 +4,8 @@ fps and dropped frames, plus what per-frame results and raw frames would have co
 Windows run on frame time: a window opens at its first frame and closes when a frame arrives
 ``window_s`` or more later (that frame opens the next one); ``flush`` closes the open window at
 the end of a run. A source that stops sending frames produces no summaries (health still flows).
+A frame from before the window's start by more than ``window_s`` (the wall clock stepped back)
+closes the window too, so a backward clock step never holds summaries back for longer than a window.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class WindowAggregator:
     def add(self, result: FrameResult, results_bytes: int) -> dict[str, Any] | None:
         """Count one frame; returns the finished window's fields when this frame closed one."""
         done = None
-        if self._win is not None and result.ts - self._win.start >= self.window_s:
+        if self._win is not None and abs(result.ts - self._win.start) >= self.window_s:
             done = self.flush()
         w = self._win = self._win or _Window(start=result.ts, last=result.ts)
         w.last = max(w.last, result.ts)
