@@ -131,8 +131,10 @@ def image_size(path: Path) -> tuple[int, int] | None:
 class LivePolicy:
     """How a live source (re)connects and when it calls a stream stalled. Tests pass short values."""
 
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 30.0
+    # A camera is retried at least every second: a refused or timed-out connect costs next to nothing on a
+    # device's network, and how soon inference resumes after an outage is what the fleet sees.
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 1.0
     backoff_factor: float = 2.0
     jitter: float = 0.2  # each wait is scaled by a random factor in [1 - jitter, 1 + jitter]
     open_timeout_s: float = 10.0  # FFMPEG: give up opening (connect + first packets) after this
