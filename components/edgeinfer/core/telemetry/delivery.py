@@ -37,8 +37,15 @@ class Outcome(Enum):
 
 
 def backoff_delay(failures: int, retry: RetryConfig, rng: random.Random) -> float:
-    """Delay before attempt ``failures + 1``: exponential, capped, with the jitter taken off the top."""
-    base = min(retry.max_s, retry.initial_s * retry.multiplier ** max(0, failures - 1))
+    """Delay before attempt ``failures + 1``: exponential, capped, with the jitter taken off the top.
+
+    The growth stops at the cap: ``multiplier ** failures`` overflows a float after ~1000 failed rounds
+    (17 h offline at the defaults), which must not end the delivery thread."""
+    try:
+        grown = retry.initial_s * retry.multiplier ** max(0, failures - 1)
+    except OverflowError:
+        grown = retry.max_s
+    base = min(retry.max_s, grown)
     return base * (1.0 - retry.jitter * rng.random())
 
 
