@@ -176,3 +176,19 @@ def test_start_that_fails_leaves_nothing_running_and_says_why(tmp_path: Path, de
     state, reason = s.state()
     assert state == "error" and "decoder" in (reason or "") and not s.status()["running"]
     assert threading.active_count() < 50 and not any(t.name == "edgeinfer-run" for t in threading.enumerate())
+
+
+def test_a_restart_appends_to_the_results_of_the_same_run(demo_pkgs: tuple[Path, Path],
+                                                          demo_media: tuple[Path, Path], tmp_path: Path) -> None:
+    flaky = Flaky({10})
+    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, output={"dir": str(tmp_path / "out"), "annotate": False},
+                          source={"uri": str(demo_media[1]), "loop": True})
+    s = RunSession(cfg, extra_sinks=[flaky], restart_backoff_s=(0.05, 0.2))
+    s.start()
+    try:
+        assert until(lambda: flaky.calls > 25)
+    finally:
+        s.stop(0)
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    # the 9 frames before the failure are still there: the restarted pipeline appended after them
+    assert len(lines) >= flaky.calls - 1 - 2

@@ -108,6 +108,7 @@ class JsonlSink(_GuardedSink):
         self._size = 0  # bytes of whole lines in the live file
         self._buf: list[bytes] = []
         self._pending = 0
+        self._runs = 0  # pipelines this sink has served
 
     def rotated(self) -> list[Path]:
         """The rotated files that exist, newest first."""
@@ -116,10 +117,14 @@ class JsonlSink(_GuardedSink):
     def start(self, ctx: RunContext) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            for old in self._old_rotations():  # a new run starts a new set, as results.jsonl itself does
-                old.unlink(missing_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            self._size = 0
+            if self._runs:  # the same run's next pipeline (a restart, a new source): carry on appending
+                self._reopen()
+            else:
+                for old in self._old_rotations():  # a new run starts a new set, as results.jsonl itself does
+                    old.unlink(missing_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                self._size = 0
+            self._runs += 1
         except OSError as exc:
             self._fail(self.path, exc, lost=0)
 
