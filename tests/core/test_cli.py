@@ -73,6 +73,9 @@ BAD = [
     (["run", "--source", "/no/such/video.mp4", "--model", "{pkg}"], "source '/no/such/video.mp4' does not exist"),
     (["run", "--source", "rtsp:///none", "--model", "{pkg}"], "has no host"),  # a camera not there is waited for
     (["run", "--source", "synthetic:0x0", "--model", "{pkg}"], "outside 16..8192"),
+    (["run", "--model", "{pkg}", "--source", "{img}", "--out", "{tmp}/model.xyz/out"], "is under a regular file"),
+    (["run", "--model", "{pkg}", "--source", "{img}", "--telemetry", "stdout", "--state-dir", "{tmp}/model.xyz/s"],
+     "state_dir"),
     (["run", "--backend", "warp-drive", "--model", "{pkg}", "--source", "{img}"], "unknown backend 'warp-drive'"),
     (["run", "--backend", "litert", "--model", "{pkg}", "--source", "{img}"], "cannot load a onnx model"),
     (["run", "--config", "{tmp}/bad.yaml"], "pipeline.queue_size"),

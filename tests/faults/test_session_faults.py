@@ -192,3 +192,58 @@ def test_a_restart_appends_to_the_results_of_the_same_run(demo_pkgs: tuple[Path,
     lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
     # the 9 frames before the failure are still there: the restarted pipeline appended after them
     assert len(lines) >= flaky.calls - 1 - 2
+
+
+class SlowSink(Flaky):
+    """A sink that takes 50 ms a frame (a slow disk or network share): the queues in front of it fill."""
+
+    def on_result(self, result: FrameResult) -> None:
+        super().on_result(result)
+        threading.Event().wait(0.05)  # the sink's own slowness, not synchronisation
+
+
+class BreaksAfter:
+    """A source whose reader raises after ``n`` frames."""
+
+    live = False
+    uri = "breaks-after"
+    dropped = bad = 0
+
+    def __init__(self, images: list[Any], n: int) -> None:
+        self.images, self.n = images, n
+
+    def iterate(self, cancel: threading.Event | None = None) -> Any:
+        for i in range(10_000):
+            if i == self.n:
+                raise OSError("camera driver fell over")
+            yield self.images[i % len(self.images)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stage_error_with_a_slow_sink_cannot_hang_the_run(demo_pkgs: tuple[Path, Path],
+                                                            demo_media: tuple[Path, Path]) -> None:
+    from edgeinfer.core.config import PipelineConfig
+    from edgeinfer.core.model import load_model
+    from edgeinfer.core.pipeline import Pipeline
+    from edgeinfer.core.sources import open_source
+
+    frames_in = list(open_source(str(demo_media[0])))
+    model = load_model(load_package(demo_pkgs[0]))
+    pipe = Pipeline(model, BreaksAfter(frames_in, 12), [SlowSink(set())],  # type: ignore[arg-type]
+                    PipelineConfig(queue_size=1))
+    done = threading.Event()
+    box: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pipe.run()
+        except BaseException as exc:
+            box.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(10), "run() hung after a stage error behind a slow sink"
+    assert box and "camera driver fell over" in str(box[0])
+    model.close()
