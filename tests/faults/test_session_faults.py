@@ -16,6 +16,7 @@ from edgeinfer.core.modelpkg.verify import verify_package
 from edgeinfer.core.session import RunSession
 from edgeinfer.core.types import FrameResult
 
+from .diskfull import SmallDisk, unavailable_reason
 from .packages import edited_package, missing_output, wrong_dtype, wrong_strides
 
 
@@ -247,3 +248,31 @@ def test_a_stage_error_with_a_slow_sink_cannot_hang_the_run(demo_pkgs: tuple[Pat
     assert done.wait(10), "run() hung after a stage error behind a slow sink"
     assert box and "camera driver fell over" in str(box[0])
     model.close()
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+def test_a_disk_full_at_start_infers_now_and_attaches_telemetry_when_space_returns(
+        demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgeinfer.core.session as session_mod
+
+    monkeypatch.setattr(session_mod, "TELEMETRY_RETRY_S", 0.2)
+    events = tmp_path / "events.jsonl"
+    with SmallDisk(tmp_path / "disk", 256 * 1024) as disk:
+        disk.fill()
+        cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[1]), "loop": True},
+                              state_dir=str(disk.path / "state"),
+                              telemetry={"transport": f"file:{events}", "mode": "results"})
+        s = RunSession(cfg)
+        s.start()  # no outbox can be created on this disk: inference must start anyway
+        try:
+            assert until(lambda: frames(s) > 5)
+            st = s.status()
+            assert st["state"] == "running" and any("telemetry off" in d for d in st["degraded"]), st
+            assert s.telemetry is None
+            disk.free()
+            assert until(lambda: s.telemetry is not None), "telemetry never attached after space returned"
+            assert until(lambda: events.exists() and '"type":"result"' in events.read_text())
+            assert not any("telemetry off" in d for d in s.status()["degraded"])
+        finally:
+            s.stop(5)

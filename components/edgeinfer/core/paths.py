@@ -31,21 +31,30 @@ _CAUSES = {
 }
 
 
-def ensure_dir(path: str | Path, what: str) -> Path:
-    """Create ``path`` (parents too) and prove it writable with a probe file; the path, or ConfigError."""
+class DiskFullError(ConfigError):
+    """The directory is fine but its file system is full: a fault that may clear, not a wrong setting."""
+
+
+def ensure_dir(path: str | Path, what: str, full_ok: bool = False) -> Path:
+    """Create ``path`` (parents too) and prove it writable with a probe file; the path, or ConfigError.
+
+    ``full_ok``: a full file system is not an error (what writes there copes and recovers when space
+    returns: the outbox drops and counts, the file sinks pause)."""
     p = Path(path).expanduser()
     if err := _blocked(p, what):
         raise err
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _os_error(p, what, exc) from exc
-    if err := _probe(p, what):
+        err = _os_error(p, what, exc)
+        if not (full_ok and isinstance(err, DiskFullError)):
+            raise err from exc
+    if (err := _probe(p, what)) and not (full_ok and isinstance(err, DiskFullError)):
         raise err
     return p
 
 
-def writable_problem(path: str | Path, what: str = "directory") -> str | None:
+def writable_problem(path: str | Path, what: str = "directory", full_ok: bool = False) -> str | None:
     """Why ``path`` could not be used as a writable directory (one line: problem -> fix), or None.
 
     Creates nothing that stays: an existing directory gets a probe file written and removed; for a
@@ -56,7 +65,7 @@ def writable_problem(path: str | Path, what: str = "directory") -> str | None:
         return str(err)
     if p.is_dir():
         err = _probe(p, what)
-        return str(err) if err else None
+        return str(err) if err and not (full_ok and isinstance(err, DiskFullError)) else None
     parent = _nearest_existing(p)
     if parent is None:
         return None
@@ -69,7 +78,7 @@ def writable_problem(path: str | Path, what: str = "directory") -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return str(_os_error(p, what, OSError(errno.EACCES, os.strerror(errno.EACCES))))
     free = vfs.f_bfree if os.geteuid() == 0 else vfs.f_bavail  # root may use the reserved blocks
-    if vfs.f_blocks and free == 0:
+    if vfs.f_blocks and free == 0 and not full_ok:
         return str(_os_error(p, what, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
     return None
 
@@ -121,7 +130,8 @@ def _os_error(p: Path, what: str, exc: OSError) -> ConfigError:
     elif exc.errno == errno.EROFS:
         fix = f"point {what} at a writable file system (for example under /var/lib)"
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = f"free space on the file system that holds {p}, or point {what} at another one"
+        return DiskFullError(f"{what} {p} is not writable: {cause}",
+                             f"free space on the file system that holds {p}, or point {what} at another one")
     else:
         fix = f"point {what} at a writable directory"
     return ConfigError(f"{what} {p} is not writable: {cause}", fix)

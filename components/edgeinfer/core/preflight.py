@@ -25,7 +25,7 @@ def preflight(cfg: EdgeInferConfig, running: EdgeInferConfig | None = None) -> N
     """Raise the EdgeInferError ``cfg`` would fail with when applied. ``running``: the config that runs now
     (its model is not loaded a second time when the new config keeps it)."""
     for what, path in (("output.dir", cfg.output.dir), ("state_dir", str(cfg.resolved_state_dir()))):
-        if path and (problem := writable_problem(Path(path), what)):
+        if path and (problem := writable_problem(Path(path), what, full_ok=True)):  # full: a fault, not a setting
             text, _, fix = problem.partition(" -> ")
             raise ConfigError(text, fix or f"point {what} at a writable folder")
     check_source(cfg)

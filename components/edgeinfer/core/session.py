@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 #: seconds a retiring pipeline gets to drain the frames it read before it is aborted, then to end
 RETIRE_GRACE_S = 5.0
 RESTART_BACKOFF_S = (1.0, 30.0)
+TELEMETRY_RETRY_S = 30.0
+
+
+def _disk_full(exc: EdgeInferError) -> bool:
+    """SQLite says "database or disk is full"; the OS, "No space left on device"."""
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text
 
 
 class _Runner(threading.Thread):
@@ -127,6 +134,7 @@ class RunSession:
         self.first_result_at: float | None = None
         self.config_version = 0
         self._start_error: str | None = None  # why the last start failed (nothing runs)
+        self._telemetry_off: str | None = None  # why telemetry could not open at start (a full disk)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +151,15 @@ class RunSession:
             parts = Parts(self.config, staged.model, staged.source, staged.files, timings=staged.timings)
             try:
                 parts.telemetry = self._open_telemetry(staged, parts)
+            except EdgeInferError as exc:
+                if not _disk_full(exc):
+                    staged.discard()
+                    raise
+                # a full disk is a fault that clears, not a setting: infer now, attach telemetry once it opens
+                self._telemetry_off = f"telemetry off until the outbox opens: {exc.problem}"
+                log.error("%s; inference starts without it and retries every %.0f s", self._telemetry_off,
+                          TELEMETRY_RETRY_S)
+                self._retry_telemetry(parts)
             except BaseException:
                 staged.discard()
                 raise
@@ -366,6 +383,28 @@ class RunSession:
         service.start()
         return service
 
+    def _retry_telemetry(self, parts: Parts) -> None:
+        """Try to open the telemetry that could not open at start, every TELEMETRY_RETRY_S, until it does."""
+
+        def attempt() -> None:
+            with self._lock:
+                if self._parts is not parts or parts.telemetry is not None:
+                    return  # stopped, or replaced by an update that opened its own
+                try:
+                    telemetry = self._open_telemetry(stage_telemetry_only(parts, self._injected), parts)
+                except EdgeInferError as exc:
+                    log.info("telemetry still cannot open: %s", exc.problem)
+                    self._retry_telemetry(parts)
+                    return
+                self._retire_runner()
+                parts.telemetry, self._telemetry_off = telemetry, None
+                self._start_runner(parts)
+                log.info("telemetry attached: the outbox opened")
+
+        timer = threading.Timer(TELEMETRY_RETRY_S, attempt)
+        timer.daemon = True
+        timer.start()
+
     def _reopen_telemetry(self, parts: Parts) -> Any | None:
         """After a failed update: the telemetry that ran before, again (it opened once, it opens again)."""
         try:
@@ -436,7 +475,7 @@ class RunSession:
         parts = self._parts
         if parts is None:
             return []
-        out: list[str] = []
+        out: list[str] = [self._telemetry_off] if self._telemetry_off else []
         info = parts.model.backend.info
         if info.degraded and info.reason:
             out.append(f"backend: {info.reason}")

@@ -100,12 +100,12 @@ def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any |
     try:
         if old is None or new.output != old.output:
             if new.output.dir:
-                ensure_dir(new.output.dir, "output.dir")
+                ensure_dir(new.output.dir, "output.dir", full_ok=True)  # the sinks pause while it is full
             st.files = list(file_sinks(new.output))
         if old is None or telemetry_differs(old, new):
             st.new_telemetry = wants_telemetry(new, injected_transport)
             if st.new_telemetry:
-                ensure_dir(new.resolved_state_dir(), "state_dir")
+                ensure_dir(new.resolved_state_dir(), "state_dir", full_ok=True)  # the outbox drops and counts
                 if injected_transport is None:
                     from .telemetry.registry import open_transport
 
