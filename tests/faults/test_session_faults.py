@@ -276,3 +276,24 @@ def test_a_disk_full_at_start_infers_now_and_attaches_telemetry_when_space_retur
             assert not any("telemetry off" in d for d in s.status()["degraded"])
         finally:
             s.stop(5)
+
+
+def test_health_telemetry_says_what_the_run_is_doing(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    import json
+
+    events = tmp_path / "events.jsonl"
+    flaky = Flaky({5})
+    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[1]), "loop": True},
+                          telemetry={"transport": f"file:{events}"})
+    s = RunSession(cfg, extra_sinks=[flaky], restart_backoff_s=(0.2, 0.4))
+    s.start()
+    try:
+        assert until(lambda: flaky.calls > 10)
+    finally:
+        s.stop(5)
+    health = [e for e in map(json.loads, events.read_text().splitlines()) if e["type"] == "health"]
+    states = [h["run"]["state"] for h in health]
+    assert states[0] == "starting" and states[1] == "running" and "restarting" in states, states
+    failed = next(h for h in health if h["run"]["state"] == "restarting")
+    assert "sink broke at call 5" in failed["run"]["reason"]

@@ -82,11 +82,13 @@ class _Runner(threading.Thread):
                 restartable = self.parts.source.live or self.parts.config.source.loop
                 if not restartable:
                     self.phase, self.reason = "error", error
+                    self.session._state_changed(self.parts)
                     break
                 if pipe.frames:
                     delay = self.backoff_s[0]
                 self.phase, self.reason = "restarting", f"{error} (restart in {delay:.0f} s)"
                 log.error("pipeline stopped: %s; restarting in %.0f s", error, delay)
+                self.session._state_changed(self.parts)
                 if self._stopping.wait(delay):
                     break
                 delay = min(delay * 2, self.backoff_s[1])
@@ -135,6 +137,7 @@ class RunSession:
         self.config_version = 0
         self._start_error: str | None = None  # why the last start failed (nothing runs)
         self._telemetry_off: str | None = None  # why telemetry could not open at start (a full disk)
+        self._starting = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -142,29 +145,36 @@ class RunSession:
         with self._lock:
             if self._parts is not None:
                 return
+            self._starting = True
             try:
-                staged = stage(self.config, None, self._injected, self._progress)
-            except EdgeInferError as exc:
-                self.last_error = self._start_error = str(exc)
-                raise
-            assert staged.model is not None and staged.source is not None and staged.files is not None
-            parts = Parts(self.config, staged.model, staged.source, staged.files, timings=staged.timings)
-            try:
-                parts.telemetry = self._open_telemetry(staged, parts)
-            except EdgeInferError as exc:
-                if not _disk_full(exc):
-                    staged.discard()
-                    raise
-                # a full disk is a fault that clears, not a setting: infer now, attach telemetry once it opens
-                self._telemetry_off = f"telemetry off until the outbox opens: {exc.problem}"
-                log.error("%s; inference starts without it and retries every %.0f s", self._telemetry_off,
-                          TELEMETRY_RETRY_S)
-                self._retry_telemetry(parts)
-            except BaseException:
+                self._start()
+            finally:
+                self._starting = False
+
+    def _start(self) -> None:
+        try:
+            staged = stage(self.config, None, self._injected, self._progress)
+        except EdgeInferError as exc:
+            self.last_error = self._start_error = str(exc)
+            raise
+        assert staged.model is not None and staged.source is not None and staged.files is not None
+        parts = Parts(self.config, staged.model, staged.source, staged.files, timings=staged.timings)
+        try:
+            parts.telemetry = self._open_telemetry(staged, parts)
+        except EdgeInferError as exc:
+            if not _disk_full(exc):
                 staged.discard()
                 raise
-            self._parts, self._start_error = parts, None
-            self._start_runner(parts)
+            # a full disk is a fault that clears, not a setting: infer now, attach telemetry once it opens
+            self._telemetry_off = f"telemetry off until the outbox opens: {exc.problem}"
+            log.error("%s; inference starts without it and retries every %.0f s", self._telemetry_off,
+                      TELEMETRY_RETRY_S)
+            self._retry_telemetry(parts)
+        except BaseException:
+            staged.discard()
+            raise
+        self._parts, self._start_error = parts, None
+        self._start_runner(parts)
 
     def stop(self, drain_timeout_s: float | None = None) -> int:
         """Stop the run; deliver telemetry for up to ``drain_timeout_s``; return the events left in the outbox."""
@@ -380,8 +390,21 @@ class RunSession:
         staged.transport = None  # the telemetry service owns it now (and closes it on failure)
         service = TelemetryService.from_config(parts.config, context_for(parts.config, parts.model),
                                                transport=transport)
+        service.set_run_state_provider(self._run_state)  # every health event says what the run is doing
         service.start()
         return service
+
+    def _run_state(self) -> dict[str, Any]:
+        state, reason = self.state()
+        return {"state": state, "reason": reason, "degraded": self.degraded()}
+
+    def _state_changed(self, parts: Parts) -> None:
+        """A health event now: the cloud hears of a failure or a recovery without waiting for the next one."""
+        if parts.telemetry is not None:
+            try:
+                parts.telemetry.emit_health()
+            except Exception:  # telemetry trouble must never reach the supervisor
+                log.exception("could not send a health event")
 
     def _retry_telemetry(self, parts: Parts) -> None:
         """Try to open the telemetry that could not open at start, every TELEMETRY_RETRY_S, until it does."""
@@ -461,6 +484,8 @@ class RunSession:
     def state(self) -> tuple[str, str | None]:
         """(state, reason): what the run is doing now, and why when it is not inferring."""
         r, parts = self._runner, self._parts
+        if self._starting:
+            return "starting", None
         if parts is None or r is None:
             return ("error", self._start_error) if self._start_error else ("stopped", None)
         if r.phase in ("finished", "error", "restarting", "stopped"):

@@ -177,6 +177,17 @@ class TelemetryState(_Model):
     last_error: str | None = Field(default=None, description="The latest write failure, kept after recovery")
 
 
+class RunState(BaseModel):
+    """The run session's state, as status() and the IoT Edge reported properties say it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["starting", "running", "waiting", "restarting", "finished", "error", "stopped"]
+    reason: str | None = Field(default=None, description="Why it is not running: the source it waits for, the "
+                               "error it restarts from")
+    degraded: list[str] = Field(default_factory=list, description="What does not work while inference goes on")
+
+
 class HealthEvent(EventBase):
     type: Literal["health"] = "health"
     model: ModelInfo
@@ -194,6 +205,7 @@ class HealthEvent(EventBase):
                                              "events cannot be stored")
     invalid: int = Field(default=0, description="Events that failed validation since start")
     uptime_s: float = 0.0
+    run: RunState | None = Field(default=None, description="What the run session is doing (absent outside one)")
 
     priority: ClassVar[int] = PRIORITY["health"]
 

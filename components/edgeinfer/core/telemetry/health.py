@@ -25,6 +25,7 @@ from .transport import Transport
 
 log = logging.getLogger(__name__)
 QueueDepths = Callable[[], dict[str, int]]
+RunStateProvider = Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +76,17 @@ class HealthReporter:
         self._clock = clock
         self._started = clock()
         self._queue_depths: QueueDepths | None = None
+        self._run_state: RunStateProvider | None = None
         self._stop = threading.Event()
         self._poke = threading.Event()
         self._thread: threading.Thread | None = None
 
     def set_queue_depths_provider(self, fn: QueueDepths | None) -> None:
         self._queue_depths = fn
+
+    def set_run_state_provider(self, fn: RunStateProvider | None) -> None:
+        """``fn() -> {"state", "reason", "degraded"}``: the run session's state, in every health event."""
+        self._run_state = fn
 
     def build(self) -> HealthEvent | None:
         ctx = self._emitter.ctx
@@ -105,6 +111,8 @@ class HealthReporter:
             link = self._transport.status()
             fields["transport"] = {"transport": self._transport.describe(), "connected": link.connected,
                                    "error": link.error, "sent_events": snap.sent_events, "sent_bytes": snap.sent_bytes}
+        if self._run_state is not None:
+            fields["run"] = self._run_state()
         return self._emitter.build(HealthEvent, **fields)
 
     def _telemetry_state(self, snap: StatsSnapshot) -> dict[str, Any]:

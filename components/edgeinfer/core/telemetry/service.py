@@ -31,7 +31,7 @@ from .degraded import DegradedState, WriteFailures
 from .delivery import Delivery
 from .emitter import Emitter, Listener
 from .events import PRIORITY
-from .health import HealthReporter, QueueDepths, SystemProbe
+from .health import HealthReporter, QueueDepths, RunStateProvider, SystemProbe
 from .outbox import Outbox, OutboxStats
 from .registry import open_transport
 from .sink import TelemetrySink
@@ -89,6 +89,10 @@ class TelemetryService:
     def set_queue_depths_provider(self, fn: QueueDepths | None) -> None:
         """``fn() -> {"queue name": depth}``, read for every health event."""
         self._health.set_queue_depths_provider(fn)
+
+    def set_run_state_provider(self, fn: RunStateProvider | None) -> None:
+        """``fn() -> {"state", "reason", "degraded"}``, read for every health event."""
+        self._health.set_run_state_provider(fn)
 
     def add_listener(self, fn: Listener) -> None:
         """``fn(event)`` after each event is stored (e.g. the CLI printing alerts)."""
