@@ -101,3 +101,22 @@ def test_a_finished_source_exits_0(core: Core, inference_recipe, model_recipe,
                  source={"uri": str(demo_media[0]), "loop": False, "fps": 50})
     assert proc.wait(90) == 0
     assert "source ended" in core.log(name)
+
+
+def test_a_camera_that_is_not_there_keeps_the_component_running_and_waiting(
+        core: Core, inference_recipe, model_recipe, model_artifact, demo_media) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    name = inference_recipe["ComponentName"]
+    proc = start(core, inference_recipe, model_recipe, model_artifact, demo_media[0],
+                 source={"uri": f"rtsp://127.0.0.1:{port}/cam", "loop": False})
+    st = status(core, name, 0)
+    assert st["state"] == "waiting" and "waiting for source" in st["reason"], st
+    assert proc.poll() is None, "a camera that boots after the device must not end the component"
+    health = core.nucleus.wait_for(lambda: [json.loads(r.payload) for r in core.nucleus.iot_publishes(
+        "edgeinfer/+/health") if json.loads(r.payload).get("run", {}).get("state") == "waiting"], 30,
+        "a health event saying waiting")
+    assert "waiting for source" in health[0]["run"]["reason"]
