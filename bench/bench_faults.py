@@ -138,12 +138,11 @@ class Soak:
             f.recovered = None
         return f
 
-    def bad_deployment(self) -> Fault:
-        f = Fault("bad-deployment", time.monotonic())
-        blocker = self.state_dir.parent / "a-regular-file"
-        blocker.write_text("x")
+    def refused(self, kind: str, attempt: Callable[[], object]) -> Fault:
+        """A change that must be refused while inference goes on; recovery = how long frames paused."""
+        f = Fault(kind, time.monotonic())
         try:
-            self.session.apply_patch({"output": {"dir": str(blocker / "out")}})
+            attempt()
             f.note = "ACCEPTED (wrong)"
         except EdgeInferError:
             pass
@@ -151,16 +150,13 @@ class Soak:
         f.recovered = self.frames_flow()
         return f
 
+    def bad_deployment(self) -> Fault:
+        blocker = self.state_dir.parent / "a-regular-file"
+        blocker.write_text("x")
+        return self.refused("bad-deployment", lambda: self.session.apply_patch({"output": {"dir": str(blocker / "o")}}))
+
     def bad_model(self) -> Fault:
-        f = Fault("bad-model", time.monotonic())
-        try:
-            self.session.reload_model(str(self.misfit))
-            f.note = "ACTIVATED (wrong)"
-        except EdgeInferError:
-            pass
-        f.cleared = time.monotonic()
-        f.recovered = self.frames_flow()
-        return f
+        return self.refused("bad-model", lambda: self.session.reload_model(str(self.misfit)))
 
     def camera_outage(self, hold_s: float) -> Fault:
         f = Fault("camera", time.monotonic())

@@ -129,6 +129,21 @@ class Flaky:
         pass
 
 
+def run_failing(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path], fail_on: set[int], calls: int,
+                **cfg: Any) -> Flaky:
+    """A looping run whose sink fails on ``fail_on``, stopped once ``calls`` frames reached the sink."""
+    flaky = Flaky(fail_on)
+    config = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[1]), "loop": True},
+                             **cfg)
+    s = RunSession(config, extra_sinks=[flaky], restart_backoff_s=(0.05, 0.2))
+    s.start()
+    try:
+        assert until(lambda: flaky.calls > calls)
+    finally:
+        s.stop(5)
+    return flaky
+
+
 def test_a_failed_pipeline_over_a_looping_source_is_restarted(demo_pkgs: tuple[Path, Path],
                                                               demo_media: tuple[Path, Path]) -> None:
     flaky = Flaky({5, 6})  # fails, restarts, fails again at once, restarts after a longer wait, then runs
@@ -181,15 +196,7 @@ def test_start_that_fails_leaves_nothing_running_and_says_why(tmp_path: Path, de
 
 def test_a_restart_appends_to_the_results_of_the_same_run(demo_pkgs: tuple[Path, Path],
                                                           demo_media: tuple[Path, Path], tmp_path: Path) -> None:
-    flaky = Flaky({10})
-    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, output={"dir": str(tmp_path / "out"), "annotate": False},
-                          source={"uri": str(demo_media[1]), "loop": True})
-    s = RunSession(cfg, extra_sinks=[flaky], restart_backoff_s=(0.05, 0.2))
-    s.start()
-    try:
-        assert until(lambda: flaky.calls > 25)
-    finally:
-        s.stop(0)
+    flaky = run_failing(demo_pkgs, demo_media, {10}, 25, output={"dir": str(tmp_path / "out"), "annotate": False})
     lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
     # the 9 frames before the failure are still there: the restarted pipeline appended after them
     assert len(lines) >= flaky.calls - 1 - 2
@@ -283,15 +290,7 @@ def test_health_telemetry_says_what_the_run_is_doing(demo_pkgs: tuple[Path, Path
     import json
 
     events = tmp_path / "events.jsonl"
-    flaky = Flaky({5})
-    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[1]), "loop": True},
-                          telemetry={"transport": f"file:{events}"})
-    s = RunSession(cfg, extra_sinks=[flaky], restart_backoff_s=(0.2, 0.4))
-    s.start()
-    try:
-        assert until(lambda: flaky.calls > 10)
-    finally:
-        s.stop(5)
+    run_failing(demo_pkgs, demo_media, {5}, 10, telemetry={"transport": f"file:{events}"})
     health = [e for e in map(json.loads, events.read_text().splitlines()) if e["type"] == "health"]
     states = [h["run"]["state"] for h in health]
     assert states[0] == "starting" and states[1] == "running" and "restarting" in states, states
