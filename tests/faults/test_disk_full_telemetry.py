@@ -127,9 +127,9 @@ def colours(n: int) -> list[str]:
     return [LABELS[(i * 7 + i // 3) % 3] for i in range(n)]
 
 
-def test_a_full_state_disk_never_stops_inference_and_nothing_committed_is_lost(
-        colour_pkg: Path, disks: Callable[[str, int], SmallDisk]) -> None:
-    state = disks("state", 16 << 20)  # room for the outbox's WAL before the ballast comes
+def full_disk_service(disks: Callable[[str, int], SmallDisk]) -> tuple[SmallDisk, SmallDisk, Path, Any, Seen]:
+    """A telemetry service with its state dir and its file transport's output each on a small disk."""
+    state = disks("state", 16 << 20)
     out = disks("out", 1 << 20)  # the file transport's disk: full first, so events wait in the outbox
     events_file = out.path / "events.jsonl"
     cfg = EdgeInferConfig.model_validate({"device_id": "dev-1", "state_dir": str(state.path), "telemetry": {
@@ -137,6 +137,12 @@ def test_a_full_state_disk_never_stops_inference_and_nothing_committed_is_lost(
     service = TelemetryService.from_config(cfg, run_context())
     seen = Seen()
     service.add_listener(seen)
+    return state, out, events_file, service, seen
+
+
+def test_a_full_state_disk_never_stops_inference_and_nothing_committed_is_lost(
+        colour_pkg: Path, disks: Callable[[str, int], SmallDisk]) -> None:
+    state, out, events_file, service, seen = full_disk_service(disks)  # state: room for the WAL before ballast
     n = 400
     names = colours(n)
     marks: dict[str, Any] = {}
@@ -230,14 +236,7 @@ def test_the_delivery_thread_survives_a_full_disk_during_ack(colour_pkg: Path,
                                                                disks: Callable[[str, int], SmallDisk]) -> None:
     """Events are stored, the disk fills, then they are delivered: the deletes fail, delivery goes on,
     nothing is sent twice meanwhile, and the rows are deleted once there is room."""
-    state = disks("state", 16 << 20)
-    out = disks("out", 1 << 20)
-    events_file = out.path / "events.jsonl"
-    cfg = EdgeInferConfig.model_validate({"device_id": "dev-1", "state_dir": str(state.path), "telemetry": {
-        "transport": f"file:{events_file}", "mode": "results", **FAST}})
-    service = TelemetryService.from_config(cfg, run_context())
-    seen = Seen()
-    service.add_listener(seen)
+    state, out, events_file, service, seen = full_disk_service(disks)
     assert service.outbox is not None
     out.fill()  # nothing can be delivered yet
     service.start()
