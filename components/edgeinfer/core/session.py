@@ -252,7 +252,7 @@ class RunSession:
     def _commit(self, current: Parts, staged: Staged) -> None:
         old, new = current.config, staged.config
         runner = self._runner
-        live = runner is not None and runner.is_alive() and runner.pipeline is not None
+        live = runner is not None and runner.is_alive() and runner.pipeline is not None and runner.phase == "running"
         if not pipeline_differs(old, new) and live:
             assert runner is not None and runner.pipeline is not None
             if staged.model is not None:  # hot swap between frames; the pipeline closes the old model
