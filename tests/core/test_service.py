@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgeinfer.core.config import EdgeInferConfig
-from edgeinfer.core.errors import ConfigError, ModelError
+from edgeinfer.core.errors import ConfigError, ModelError, SourceError
 from edgeinfer.core.session import RunSession
 
 from .colour_model import make_colour_model
@@ -57,7 +57,12 @@ def test_bad_patch_is_rejected_and_running_config_stays(service: RunSession) -> 
 def test_threshold_applies_live(service: RunSession) -> None:
     service.set_threshold(0.99)
     assert service.config.model.score_threshold == 0.99
-    assert service._parts is not None and service._parts.model.decoder.score_threshold == 0.99
+    frames = service.stats()["frames"]
+    assert wait_for(lambda: service.stats()["frames"] > frames + 10)
+    before = service.stats()["detections"].get("face", 0)
+    later = service.stats()["frames"]
+    assert wait_for(lambda: service.stats()["frames"] > later + 50)  # a whole loop: 15 faces at 0.5
+    assert service.stats()["detections"].get("face", 0) <= before + 2  # 0.99: (almost) no face passes any more
 
 
 def test_corrupt_model_is_never_activated(service: RunSession, demo_pkgs: tuple[Path, Path],
@@ -91,7 +96,7 @@ def test_snapshot_is_an_annotated_jpeg(service: RunSession) -> None:
 
 def test_source_change_restarts_and_bad_source_keeps_running(service: RunSession,
                                                               demo_media: tuple[Path, Path]) -> None:
-    with pytest.raises(Exception, match="does not exist"):
+    with pytest.raises(SourceError, match="does not exist"):
         service.apply_patch({"source": {"uri": "/no/such/clip.avi"}})
     assert service.running and service.config.source.uri == str(demo_media[1])
     service.apply_patch({"source": {"uri": str(demo_media[0]), "loop": False}})
