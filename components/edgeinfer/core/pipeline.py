@@ -355,7 +355,7 @@ class Pipeline:
     def summary(self) -> dict[str, Any]:
         wall = max(1e-9, (self.ended_at or time.perf_counter()) - self.started_at)
         stages = self.stats.percentiles()
-        bottleneck = max((s for s in ("read", "preprocess", "infer", "decode", "sinks") if s in stages),
+        bottleneck = max((s for s in STAGES if s in stages),
                          key=lambda s: stages[s]["p50"], default=None)
         bound = 1e3 / stages[bottleneck]["p50"] if bottleneck and stages[bottleneck]["p50"] > 0 else None
         fps = self.frames / wall
