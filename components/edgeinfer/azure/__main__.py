@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 
+from ..core import redact
 from ..core.config import state_dir
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
@@ -31,6 +32,7 @@ RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 def main() -> int:
     logging.basicConfig(level=os.environ.get("EDGEINFER_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install()  # no secret (URL password, SAS signature, token) in any log line
     logging.getLogger("azure.iot.device").setLevel(logging.WARNING)
     logging.getLogger("paho").setLevel(logging.WARNING)
     stop = threading.Event()

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..core.modelpkg import sha256_file
+from ..core.paths import private_dir
 from .errors import DeliveryError
 from .modelref import ModelRef
 
@@ -130,6 +131,7 @@ class ModelDownloader:
             self._touch(final.parent)
             return final
         try:
+            private_dir(self.root)  # 0700: downloaded models (perhaps licensed weights) are the device's alone
             final.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DeliveryError(f"model {ref.label()}: cannot create {final.parent}: {exc.strerror or exc}",

@@ -24,12 +24,15 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..core.config import deep_merge
+from ..core.paths import private_dir
+from ..core.redact import redact
 from .limits import TWIN_PROPERTIES_MAX_BYTES, json_size
 from .modelref import ModelRef
 
@@ -44,9 +47,11 @@ def strip_meta(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
+    """Reported text: secrets redacted, then cut to ``limit``."""
+    if text is None:
+        return None
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,10 @@ class LastGood:
             return None
 
     def save(self, desired: Desired) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Written 0600 in a 0700 folder: the desired document may name hosts, files and model URIs."""
+        private_dir(self.path.parent)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"version": desired.version, "desired": desired.doc}))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": desired.version, "desired": desired.doc}, f)
         tmp.replace(self.path)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ..core import config as cfgmod
+from ..core import redact
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
@@ -17,6 +18,7 @@ console_err = Console(stderr=True, highlight=False)
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(message)s", datefmt="%H:%M:%S",
                         handlers=[RichHandler(console=console_err, show_path=False, markup=False)], force=True)
+    redact.install()  # no secret (URL password, SAS signature, token) in any log line
     for noisy in ("tflite2onnx", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

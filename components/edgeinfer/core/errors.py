@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .redact import redact
+
 
 class EdgeInferError(Exception):
     """Base error. ``str(err)`` is one line: the problem, then the fix after ' -> '."""
@@ -15,7 +17,7 @@ class EdgeInferError(Exception):
 
     def __str__(self) -> str:
         text = self.problem if not self.fix else f"{self.problem} -> {self.fix}"
-        return " ".join(text.split())
+        return redact(" ".join(text.split()))  # errors reach logs, twins and telemetry: never with a secret
 
 
 class ConfigError(EdgeInferError):

@@ -135,3 +135,19 @@ def _os_error(p: Path, what: str, exc: OSError) -> ConfigError:
     else:
         fix = f"point {what} at a writable directory"
     return ConfigError(f"{what} {p} is not writable: {cause}", fix)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (empty) as 0600 if missing, or tighten it to 0600: whatever the umask says."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created as 0700 (parents as the umask says), or tightened to 0700 when it is ours."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path

@@ -32,6 +32,7 @@ from .config import EdgeInferConfig
 from .errors import ConfigError, EdgeInferError, ModelError
 from .model import LoadedModel
 from .pipeline import Pipeline
+from .redact import redact, redact_any
 from .runner import Progress, context_for, noop
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, write_json_atomic
@@ -396,7 +397,7 @@ class RunSession:
 
     def _run_state(self) -> dict[str, Any]:
         state, reason = self.state()
-        return {"state": state, "reason": reason, "degraded": self.degraded()}
+        return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()]}
 
     def _state_changed(self, parts: Parts) -> None:
         """A health event now: the cloud hears of a failure or a recovery without waiting for the next one."""
@@ -522,9 +523,10 @@ class RunSession:
             mf = m.package.manifest
             model = {"name": mf.name, "version": mf.version, "sha256": m.package.model_sha256, "task": mf.task}
         state, reason = self.state()
-        return {"state": state, "reason": reason, "model": model, "backend": m.backend.info.to_dict() if m else None,
-                "running": state in ("running", "waiting"), "degraded": self.degraded(),
-                "last_error": self.last_error, "config_version": self.config_version}
+        return redact_any({"state": state, "reason": reason, "model": model,
+                           "backend": m.backend.info.to_dict() if m else None,
+                           "running": state in ("running", "waiting"), "degraded": self.degraded(),
+                           "last_error": self.last_error, "config_version": self.config_version})
 
     @staticmethod
     def _write_summary(cfg: EdgeInferConfig, summary: dict[str, Any]) -> None:

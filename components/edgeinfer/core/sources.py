@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import FrameError, SourceError
 from .preprocess import MAX_SIDE, MIN_SIDE, check_frame
+from .redact import redact
 from .types import Frame
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,6 @@ class LivePolicy:
         return max(0.0, base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter))
 
 
-def redact(uri: str) -> str:
-    """The URI without a password (for logs and state)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", uri, flags=re.IGNORECASE)
-
-
 def image_problem(path: Path) -> str | None:
     """Why the image file should not be decoded (empty, not an image, too big), from its header alone."""
     try:
@@ -181,7 +177,7 @@ class Source:
     live: bool = False
 
     def __init__(self, uri: str, fps: float | None = None) -> None:
-        self.uri = uri
+        self.uri = redact(uri)  # what results, summaries and logs show; subclasses open their own target
         self.dropped = 0
         self.bad = 0
         self._period = 1.0 / fps if fps else 0.0

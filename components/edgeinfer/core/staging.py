@@ -14,7 +14,7 @@ from typing import Any
 from .config import EdgeInferConfig
 from .errors import EdgeInferError
 from .model import LoadedModel
-from .paths import ensure_dir
+from .paths import ensure_dir, private_dir
 from .runner import Progress, demo_source, load_configured, noop
 from .sinks.base import Sink
 from .sinks.files import file_sinks
@@ -105,7 +105,8 @@ def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any |
         if old is None or telemetry_differs(old, new):
             st.new_telemetry = wants_telemetry(new, injected_transport)
             if st.new_telemetry:
-                ensure_dir(new.resolved_state_dir(), "state_dir", full_ok=True)  # the outbox drops and counts
+                state = ensure_dir(new.resolved_state_dir(), "state_dir", full_ok=True)  # the outbox drops and counts
+                private_dir(state)  # 0700: the outbox, last-good documents and models are the device's alone
                 if injected_transport is None:
                     from .telemetry.registry import open_transport
 

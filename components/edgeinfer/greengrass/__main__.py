@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from ..core import redact
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
 from ..core.signals import StopSignals
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install()  # no secret (URL password, SAS signature, token) in any log line
     if not args.thing:
         log.error("no thing name -> run under the Greengrass nucleus or pass --thing")
         return 1

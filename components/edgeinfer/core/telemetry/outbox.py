@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TelemetryError
+from ..paths import private_file
 from .events import PRIORITY
 from .lockfile import take_lock
 from .recent import RecentRows
@@ -80,6 +81,13 @@ class Outbox:
         self._delete_logged = -math.inf
         self._insert_sql: dict[int, str] = {}  # multi-row INSERT text per row count
         path.parent.mkdir(parents=True, exist_ok=True)
+        for f in (path.with_name(path.name + ".lock"), path, path.with_name(path.name + "-wal"),
+                  path.with_name(path.name + "-shm")):
+            # 0600 whatever the umask (events name devices, hosts, labels); SQLite gives its -wal and -shm
+            # files the database's mode. Best effort: a full or read-only disk fails clearly just below.
+            if not f.name.endswith(("-wal", "-shm")) or f.exists():
+                with contextlib.suppress(OSError):
+                    private_file(f)
         self._lockfile = take_lock(path.with_name(path.name + ".lock"))
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
