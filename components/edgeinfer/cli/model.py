@@ -1,4 +1,4 @@
-"""`edgeinfer model import|inspect|verify|optimize`."""
+"""`edgeinfer model import|inspect|verify|keygen|sign|optimize`."""
 
 from __future__ import annotations
 
@@ -91,20 +91,66 @@ def inspect(path: Annotated[Path, typer.Argument(help="Package folder or .zip")]
 def verify(
     path: Annotated[Path, typer.Argument(help="Package folder or .zip")],
     backend: Annotated[str | None, typer.Option(help="Backend to load with (default: auto, CPU)")] = None,
+    trust: Annotated[list[Path] | None, typer.Option(help="Trusted public key (PEM, from `model keygen`); "
+                                                      "repeat for several. Given: the package must be signed "
+                                                      "by one of them")] = None,
 ) -> None:
-    """Check the files' sha256 and that the model's real inputs/outputs match the manifest."""
+    """Check the signature (with --trust), the files' sha256 and that the model's real inputs/outputs match the
+    manifest."""
     from ..core.backends import BackendOptions
+    from ..core.modelpkg.signing import SIGNATURE_NAME, load_trusted_keys, verify_signature
     from ..core.modelpkg.verify import verify_package
 
     setup_logging("WARNING")
+    keys = load_trusted_keys(trust or [])
     pkg = load_package(path, verify=False)
+    if keys:
+        sig = verify_signature(pkg.root, keys)
+        _print_row(*sig.row())
+        if not sig.ok:  # an untrusted model is never loaded, not even to check its shapes
+            raise ModelError(f"package {path} failed verification: signature: {sig.detail}",
+                             "install a package signed by a trusted key, or trust its signer's public key")
+    elif (pkg.root / SIGNATURE_NAME).is_file():
+        _print_row("signature", True, "present, not checked (pass --trust PUBKEY to check it)")
     opts = BackendOptions(name=backend or "auto", device=None if backend else "cpu")
     report = verify_package(pkg, opts)
     for what, ok, detail in report.checks:
-        console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {what:<8} {detail}", soft_wrap=True)
+        _print_row(what, ok, detail)
     if not report.ok:
         raise ModelError(f"package {path} failed verification: {report.first_failure()}",
                          "rebuild the package or fix manifest.yaml")
+
+
+def _print_row(what: str, ok: bool, detail: str) -> None:
+    console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {what:<9} {detail}", soft_wrap=True, highlight=False)
+
+
+@model_app.command()
+def keygen(
+    out: Annotated[Path, typer.Option(help="Folder for <name>.key (private, 0600) and <name>.pub")],
+    name: Annotated[str, typer.Option(help="File name stem of the key pair")] = "model-signing",
+) -> None:
+    """Make an Ed25519 key pair for signing model packages. Keep the .key off devices; ship the .pub."""
+    from ..core.modelpkg.signing import generate_keypair
+
+    setup_logging("WARNING")
+    pair = generate_keypair(out, name)
+    console.print(f"private key [bold]{pair.private}[/] (keep secret), public key [bold]{pair.public}[/]",
+                  soft_wrap=True, highlight=False)
+    console.print(f"key id {pair.key_id}", highlight=False)
+
+
+@model_app.command()
+def sign(
+    path: Annotated[Path, typer.Argument(help="Package folder or .zip (signed in place)")],
+    key: Annotated[Path, typer.Option(help="Private key PEM from `edgeinfer model keygen`")],
+) -> None:
+    """Sign a package: signature.json covers the canonical manifest (every file's sha256, name, version)."""
+    from ..core.modelpkg.signing import load_private_key, sign_package
+
+    setup_logging("WARNING")
+    written = sign_package(path, load_private_key(key))
+    console.print(f"signed: [bold]{written}[/]", soft_wrap=True, highlight=False)
 
 
 @model_app.command()
