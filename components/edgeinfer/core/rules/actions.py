@@ -1,20 +1,23 @@
 """Side-effect actions of a rule hit, run off the frame path: command hooks and webhooks.
 
 Each runs on one worker thread in order, with its own timeout, so a slow hook never delays frames
-or alerts. A full queue drops the action (logged and counted) rather than block the pipeline.
+or alerts. Command hooks run contained: no shell, a scrubbed environment, their process group killed on
+timeout, output capped (see :mod:`.childproc`). A full queue drops the action (logged and counted) rather than
+block the pipeline.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import subprocess
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+from .childproc import MAX_OUTPUT_BYTES, run_hook
 from .config import CommandAction, WebhookAction
 
 log = logging.getLogger(__name__)
@@ -30,17 +33,23 @@ class ActionOutcome:
     detail: str  # exit code / HTTP status / error, one line
 
 
-def run_command(action: CommandAction, payload: bytes, env: dict[str, str] | None = None) -> tuple[bool, str]:
+def run_command(action: CommandAction, payload: bytes, extra_env: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Run a command hook contained (no shell, scrubbed environment, group killed on timeout, output capped:
+    see :mod:`.childproc`); ``extra_env`` may only add ``EDGEINFER_EVENT_*`` variables."""
+    prog = action.argv[0] if action.argv else "hook"
     try:
-        proc = subprocess.run(action.argv, input=payload, capture_output=True, timeout=action.timeout_s,
-                              env=env, check=False)
-    except subprocess.TimeoutExpired:
-        return False, f"{action.argv[0]} timed out after {action.timeout_s:g}s and was killed"
+        res = run_hook(action.argv, payload, action.timeout_s, extra_env)
+    except ConfigError as exc:
+        return False, f"refused: {exc}"
     except OSError as exc:
-        return False, f"cannot run {action.argv[0]}: {exc.strerror or exc}"
-    if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        return False, f"{action.argv[0]} exited with {proc.returncode}: {tail[0][:200]}"
+        return False, f"cannot run {prog}: {exc.strerror or exc}"
+    if res.stdout_truncated or res.stderr_truncated:
+        log.info("%s printed more than %d bytes; the rest was discarded", prog, MAX_OUTPUT_BYTES)
+    if res.timed_out:
+        return False, f"{prog} timed out after {action.timeout_s:g}s and was killed"
+    if res.returncode != 0:
+        tail = res.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return False, f"{prog} exited with {res.returncode}: {tail[0][:200]}"
     return True, "exit 0"
 
 
