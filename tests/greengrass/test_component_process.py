@@ -95,11 +95,11 @@ def test_update_deferred_during_model_warmup(core: Core, inference_recipe, model
     start_component(core, inference_recipe, model_recipe, model_artifact, demo_media[0])
     n = core.nucleus
     cfg = dict(n.components[name].config)
-    slow = {**cfg, "model": {**cfg["model"], "warmup_runs": 600}}  # a model reload that takes seconds
+    slow = {**cfg, "model": {**cfg["model"], "warmup_runs": 1000}}  # a model reload that takes seconds
     report = n.deploy_configuration(name, slow)
     assert report is not None and report.status == model.ConfigurationValidityStatus.ACCEPTED
     busy = n.wait_for(lambda: core.command(name, {"id": f"b{len(n.records)}", "command": "status"})["result"]
-                      .get("busy"), 60, "the model warm-up to start")
+                      .get("swapping"), 60, "the model warm-up to start")  # not an inference in flight
     assert busy
     answers = n.component_update(max_wait_s=120)
     assert answers[0].recheck_after_ms > 0 and "warm-up" in answers[0].message

@@ -38,8 +38,9 @@ def check_model(cfg: EdgeInferConfig) -> None:
     """The model gate, as a device runs it before activation: verified, loaded, warmed up, decoded."""
     from .runner import load_configured
 
+    quick = cfg.model_copy(update={"model": cfg.model.model_copy(update={"warmup_runs": 1})})  # the gate needs one
     try:
-        model, _ = load_configured(cfg)
+        model, _ = load_configured(quick)
     except EdgeInferError as exc:
         raise ModelError(f"model {cfg.model.path or '(demo)'} would not activate: {exc.problem}", exc.fix) from exc
     model.close()

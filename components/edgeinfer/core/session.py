@@ -440,6 +440,11 @@ class RunSession:
 
     # -- introspection -----------------------------------------------------------------------------
     @property
+    def swapping(self) -> bool:
+        """A new model or config is being built (loaded, warmed up) while the old one serves."""
+        return self._swapping.is_set()
+
+    @property
     def busy(self) -> bool:
         r = self._runner
         p = r.pipeline if r is not None else None

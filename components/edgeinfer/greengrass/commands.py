@@ -119,7 +119,8 @@ class CommandHandler:
             topic = topics.snapshot_topic(self._thing)
             self._publish(topic, jpeg, "image/jpeg", None)
             return {"topic": topic, "bytes": len(jpeg)}
-        return {**self._service.status(), "busy": self._service.busy}
+        return {**self._service.status(), "busy": self._service.busy,
+                "swapping": bool(getattr(self._service, "swapping", False))}
 
     def _publish(self, topic: str, payload: bytes, content_type: str, correlation: bytes | None) -> None:
         try:

@@ -28,7 +28,7 @@ class Busy(Protocol):
 
 
 class UpdateGate:
-    def __init__(self, ipc: GreengrassCoreIPCClientV2, service: Busy, idle_wait_s: float = 1.0,
+    def __init__(self, ipc: GreengrassCoreIPCClientV2, service: Busy, idle_wait_s: float = 0.25,
                  recheck_ms: int = 5000) -> None:
         self._ipc = ipc
         self._service = service
