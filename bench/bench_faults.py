@@ -189,10 +189,19 @@ def mount_tmpfs(path: Path, size: str) -> bool:
 
 
 def run(minutes: float, seed: int) -> dict[str, Any]:
-    rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="edgeinfer-soak-"))
     state = work / "state"
     tmpfs = mount_tmpfs(state, "8m")
+    try:
+        return soak_run(minutes, seed, work, state, tmpfs)
+    finally:  # whatever happened, no mount and no folder outlive the soak
+        if tmpfs:
+            subprocess.run(["umount", "-l", str(state)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def soak_run(minutes: float, seed: int, work: Path, state: Path, tmpfs: bool) -> dict[str, Any]:
+    rng = random.Random(seed)
     state.mkdir(parents=True, exist_ok=True)
     pkg = demo_packages(cache_dir())[0]
     bad = edited_package(pkg, work / "bad-model", wrong_strides)
@@ -240,9 +249,6 @@ def run(minutes: float, seed: int) -> dict[str, Any]:
     subscriber.stop()
     broker.stop()
     camera.stop()
-    if tmpfs:
-        subprocess.run(["umount", str(state)], check=False)
-    shutil.rmtree(work, ignore_errors=True)
     rec = [f.recovery_s for f in soak.faults if f.recovery_s is not None]
     never = [f.kind for f in soak.faults if f.recovery_s is None]
     q = statistics.quantiles(rec, n=100) if len(rec) >= 2 else rec * 100
