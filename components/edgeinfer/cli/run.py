@@ -124,19 +124,13 @@ def run(
         if stop.is_set() and session.telemetry is not None and cfg.telemetry.transport != "none":
             console_err.print(f"stopping: delivering telemetry for up to {cfg.telemetry.drain_timeout_s:g} s "
                               "(a second Ctrl-C or SIGTERM exits at once; undelivered events stay in the outbox)")
-        session.stop()
+        state, reason = session.state()  # how the run ended, before stop() makes it "stopped"
+        extra: dict[str, Any] = {}
+        if session.first_result_at is not None:
+            first_wall = time.time() - (time.perf_counter() - session.first_result_at)
+            extra["cold_start_ms"] = round((first_wall - t_proc) * 1e3, 1)
+        session.stop(extra_summary=extra)  # writes summary.json
     summary = session.last_summary or {}
-    state, reason = session.state()
-    if session.first_result_at is not None:
-        first_wall = time.time() - (time.perf_counter() - session.first_result_at)
-        summary["cold_start_ms"] = round((first_wall - t_proc) * 1e3, 1)
-    if cfg.output.dir:
-        from ..core.sinks.files import write_json_atomic
-
-        try:
-            write_json_atomic(Path(cfg.output.dir) / "summary.json", summary)
-        except OSError as exc:
-            console_err.print(f"[red]could not write summary.json: {escape(str(exc))}[/]")
     if summary.get("stages_ms") is not None:
         console.print(summary_table(summary))
     tel = summary.get("telemetry")

@@ -36,7 +36,7 @@ from .redact import redact, redact_any
 from .runner import Progress, context_for, noop
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, write_json_atomic
-from .staging import Parts, Staged, pipeline_differs, stage, telemetry_differs, wants_telemetry
+from .staging import Parts, Staged, pipeline_differs, stage, stage_telemetry, telemetry_differs
 
 log = logging.getLogger(__name__)
 
@@ -177,26 +177,27 @@ class RunSession:
         self._parts, self._start_error = parts, None
         self._start_runner(parts)
 
-    def stop(self, drain_timeout_s: float | None = None) -> int:
-        """Stop the run; deliver telemetry for up to ``drain_timeout_s``; return the events left in the outbox."""
+    def stop(self, drain_timeout_s: float | None = None, extra_summary: dict[str, Any] | None = None) -> int:
+        """Stop the run; deliver telemetry for up to ``drain_timeout_s``; return the events left in the outbox.
+
+        The last summary (plus ``extra_summary``, load times and telemetry) goes to ``output.dir/summary.json``."""
         with self._lock:
             parts, self._parts = self._parts, None
             if parts is None:
                 return 0
             self._retire_runner()
             timeout = parts.config.telemetry.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
-            telemetry = parts.telemetry
-            tel_summary = None
+            left, telemetry = 0, parts.telemetry
+            if self.last_summary is not None:
+                self.last_summary.update(extra_summary or {}, load_ms=parts.timings)
             if telemetry is not None:
                 left = telemetry.drain(timeout)
-                tel_summary = {"transport": parts.config.telemetry.transport, "mode": parts.config.telemetry.mode,
-                               "left_in_outbox": left, **telemetry.snapshot().to_dict()}
-            left = parts.close(0.0)
-            left = tel_summary["left_in_outbox"] if tel_summary else left
+                if self.last_summary is not None:
+                    self.last_summary["telemetry"] = {
+                        "transport": parts.config.telemetry.transport, "mode": parts.config.telemetry.mode,
+                        "left_in_outbox": left, **telemetry.snapshot().to_dict()}
+            parts.close(0.0)
             if self.last_summary is not None:
-                self.last_summary["load_ms"] = parts.timings
-                if tel_summary is not None:
-                    self.last_summary["telemetry"] = tel_summary
                 self._write_summary(parts.config, self.last_summary)
             return left
 
@@ -415,7 +416,7 @@ class RunSession:
                 if self._parts is not parts or parts.telemetry is not None:
                     return  # stopped, or replaced by an update that opened its own
                 try:
-                    telemetry = self._open_telemetry(stage_telemetry_only(parts, self._injected), parts)
+                    telemetry = self._open_telemetry(stage_telemetry(Staged(parts.config), self._injected), parts)
                 except EdgeInferError as exc:
                     log.info("telemetry still cannot open: %s", exc.problem)
                     self._retry_telemetry(parts)
@@ -432,7 +433,7 @@ class RunSession:
     def _reopen_telemetry(self, parts: Parts) -> Any | None:
         """After a failed update: the telemetry that ran before, again (it opened once, it opens again)."""
         try:
-            return self._open_telemetry(stage_telemetry_only(parts, self._injected), parts)
+            return self._open_telemetry(stage_telemetry(Staged(parts.config), self._injected), parts)
         except EdgeInferError as exc:
             log.error("telemetry could not be restored after a failed update: %s", exc)
             self.last_error = str(exc)
@@ -541,13 +542,3 @@ class RunSession:
             write_json_atomic(Path(cfg.output.dir) / "summary.json", summary)
         except OSError as exc:
             log.error("could not write %s/summary.json: %s", cfg.output.dir, exc.strerror or exc)
-
-
-def stage_telemetry_only(parts: Parts, injected: Any | None) -> Staged:
-    st = Staged(parts.config, new_telemetry=wants_telemetry(parts.config, injected))
-    if st.new_telemetry and injected is None:
-        from .telemetry.registry import open_transport
-
-        st.transport = open_transport(parts.config.telemetry.transport, parts.config.telemetry,
-                                      parts.config.device_id)
-    return st

@@ -91,6 +91,20 @@ class Staged:
         self.model = self.source = self.transport = None
 
 
+def stage_telemetry(st: Staged, injected_transport: Any | None) -> Staged:
+    """Into ``st``: whether ``st.config`` wants telemetry, its state dir proven (0700), its transport opened."""
+    cfg = st.config
+    st.new_telemetry = wants_telemetry(cfg, injected_transport)
+    if st.new_telemetry:
+        state = ensure_dir(cfg.resolved_state_dir(), "state_dir", full_ok=True)  # the outbox drops and counts
+        private_dir(state)  # 0700: the outbox, last-good documents and models are the device's alone
+        if injected_transport is None:
+            from .telemetry.registry import open_transport
+
+            st.transport = open_transport(cfg.telemetry.transport, cfg.telemetry, cfg.device_id)
+    return st
+
+
 def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any | None = None,
           progress: Progress = noop, reload_model: bool = False) -> Staged:
     """Build what ``new`` needs that ``current`` does not already run (and the model again when
@@ -103,14 +117,7 @@ def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any |
                 ensure_dir(new.output.dir, "output.dir", full_ok=True)  # the sinks pause while it is full
             st.files = list(file_sinks(new.output))
         if old is None or telemetry_differs(old, new):
-            st.new_telemetry = wants_telemetry(new, injected_transport)
-            if st.new_telemetry:
-                state = ensure_dir(new.resolved_state_dir(), "state_dir", full_ok=True)  # the outbox drops and counts
-                private_dir(state)  # 0700: the outbox, last-good documents and models are the device's alone
-                if injected_transport is None:
-                    from .telemetry.registry import open_transport
-
-                    st.transport = open_transport(new.telemetry.transport, new.telemetry, new.device_id)
+            stage_telemetry(st, injected_transport)
         if old is None or reload_model or model_differs(old, new):
             st.model, st.timings = load_configured(new, progress)  # loaded, warmed up, decoded: the gate
         if old is None or new.source != old.source:
