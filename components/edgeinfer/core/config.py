@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from . import scope
 from .backends.base import BackendOptions
 from .errors import ConfigError
-from .rules.config import RuleConfig
+from .modelpkg.trustconfig import TrustConfig
+from .remoteconfig import RemotePolicy
+from .rules.config import CommandAction, HookConfig, RuleConfig
 from .telemetry.config import TelemetryConfig
 
 
@@ -28,7 +31,8 @@ class _Section(BaseModel):
 
 class ModelConfig(_Section):
     path: str | None = Field(default=None, description="Model package (folder or .zip) or a bare .onnx/.tflite/"
-                             ".engine file; None = the embedded demo model")
+                             ".engine file; None = the embedded demo model",
+                             json_schema_extra=scope.checked("model_path"))
     task: Literal["detection", "classification", "segmentation"] | None = Field(
         default=None, description="Task of a bare model file (packages carry their own)")
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0,
@@ -39,7 +43,8 @@ class ModelConfig(_Section):
 
 class SourceConfig(_Section):
     uri: str | None = Field(default=None, description="Image, folder, video file, camera index, rtsp:// or "
-                            "http:// URL, GStreamer pipeline (gst:...), or synthetic:WxH; None = demo frames")
+                            "http:// URL, GStreamer pipeline (gst:...), or synthetic:WxH; None = demo frames",
+                            json_schema_extra=scope.checked("source"))
     live: bool | None = Field(default=None, description="Drop stale frames (keep the latest). None = live for "
                               "cameras and streams, not for files")
     loop: bool = Field(default=False, description="Start a file source again at its end")
@@ -59,7 +64,8 @@ class PipelineConfig(_Section):
 
 
 class OutputConfig(_Section):
-    dir: str | None = Field(default=None, description="Write results.jsonl, annotated frames and summary.json here")
+    dir: str | None = Field(default=None, description="Write results.jsonl, annotated frames and summary.json here",
+                            json_schema_extra=scope.local())
     annotate: bool = Field(default=True, description="Write annotated frames (boxes, labels, scores)")
     annotate_every: int = Field(default=1, ge=1, le=1_000_000, description="Annotate every Nth frame of a stream")
     print_detections: bool = Field(default=True, description="CLI: print each detection as it happens")
@@ -76,9 +82,11 @@ class EdgeInferConfig(_Section):
     """Everything `edgeinfer run`, the Greengrass component and the IoT Edge module are configured by."""
 
     device_id: str = Field(default_factory=lambda: os.environ.get("EDGEINFER_DEVICE_ID") or socket.gethostname(),
-                           description="Device name in telemetry (Greengrass: the thing name; IoT Edge: device id)")
+                           description="Device name in telemetry (Greengrass: the thing name; IoT Edge: device id)",
+                           json_schema_extra=scope.local())
     state_dir: str | None = Field(default=None, description="Outbox, sequence numbers and caches "
-                                  "(default $EDGEINFER_STATE_DIR or ~/.local/state/edgeinfer)")
+                                  "(default $EDGEINFER_STATE_DIR or ~/.local/state/edgeinfer)",
+                                  json_schema_extra=scope.local())
     model: ModelConfig = Field(default_factory=ModelConfig)
     source: SourceConfig = Field(default_factory=SourceConfig)
     backend: BackendOptions = Field(default_factory=BackendOptions)
@@ -86,9 +94,24 @@ class EdgeInferConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
+    hooks: dict[str, HookConfig] = Field(default_factory=dict, max_length=256, json_schema_extra=scope.local(),
+                                         description="Programs rules' command actions may run, by name")
+    remote: RemotePolicy = Field(default_factory=RemotePolicy, json_schema_extra=scope.local(),
+                                 description="What a deployment or twin may point the device at")
+    trust: TrustConfig = Field(default_factory=TrustConfig, json_schema_extra=scope.local(),
+                               description="Which model packages the device accepts (signing, encryption)")
     max_frames: int | None = Field(default=None, ge=1, le=10**12,
                                    description="Stop after this many frames (1 to 10^12)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _hooks_exist(self) -> EdgeInferConfig:
+        for i, rule in enumerate(self.rules):
+            for j, action in enumerate(rule.actions):
+                if isinstance(action, CommandAction) and action.hook not in self.hooks:
+                    raise ValueError(f"rules[{i}].actions[{j}].hook: no hook named {action.hook!r} is defined "
+                                     "(the device's local settings define hooks: {NAME: {argv: [...]}})")
+        return self
 
     def resolved_state_dir(self) -> Path:
         return state_dir(self.state_dir)
@@ -117,10 +140,10 @@ def one_line(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        parts.append(f"{where}: {msg}")
+        parts.append(msg if where == "(root)" and ": " in msg else f"{where}: {msg}")
     return "; ".join(parts)
 
 
@@ -167,9 +190,11 @@ def apply_patch(current: EdgeInferConfig, patch: dict[str, Any], what: str = "co
 
 
 def defaults_json() -> dict[str, Any]:
-    """The default configuration as plain JSON (recipe DefaultConfiguration, twin desired properties)."""
+    """The default configuration as plain JSON (recipe DefaultConfiguration, twin desired properties): what a
+    deployment may set, so without the local-only sections (hooks, remote, trust, state_dir, output.dir)."""
     cfg = EdgeInferConfig(device_id="{iot:thingName}")
-    return cfg.model_dump(mode="json", exclude={"device_id"})
+    return cfg.model_dump(mode="json", exclude={"device_id": True, "state_dir": True, "hooks": True, "remote": True,
+                                                "trust": True, "output": {"dir"}})
 
 
 def json_schema() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from .sources import Source, open_source
 log = logging.getLogger(__name__)
 
 MODEL_KEYS = ("path", "task", "warmup_runs")
-TELEMETRY_SECTIONS = ("telemetry", "rules", "device_id", "state_dir")
+TELEMETRY_SECTIONS = ("telemetry", "rules", "hooks", "device_id", "state_dir")
 
 
 def model_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .childproc import MAX_OUTPUT_BYTES, run_hook
-from .config import CommandAction, WebhookAction
+from .config import CommandAction, HookConfig, WebhookAction
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ class ActionOutcome:
     detail: str  # exit code / HTTP status / error, one line
 
 
-def run_command(action: CommandAction, payload: bytes, extra_env: dict[str, str] | None = None) -> tuple[bool, str]:
-    """Run a command hook contained (no shell, scrubbed environment, group killed on timeout, output capped:
+def run_command(action: HookConfig, payload: bytes, extra_env: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Run a locally defined hook contained (no shell, scrubbed environment, group killed on timeout, output capped:
     see :mod:`.childproc`); ``extra_env`` may only add ``EDGEINFER_EVENT_*`` variables."""
     prog = action.argv[0] if action.argv else "hook"
     try:
@@ -69,7 +69,9 @@ def post_webhook(action: WebhookAction, payload: bytes) -> tuple[bool, str]:
 class ActionRunner:
     """One worker thread running hooks in submission order."""
 
-    def __init__(self, on_outcome: Callable[[ActionOutcome], None] | None = None, max_queue: int = 100) -> None:
+    def __init__(self, on_outcome: Callable[[ActionOutcome], None] | None = None, max_queue: int = 100,
+                 hooks: dict[str, HookConfig] | None = None) -> None:
+        self._hooks = dict(hooks or {})  # the local settings' hooks: command actions name one
         self._queue: queue.Queue[tuple[str, HookAction, bytes] | None] = queue.Queue(max_queue)
         self._on_outcome = on_outcome
         self._thread: threading.Thread | None = None
@@ -105,7 +107,9 @@ class ActionRunner:
             rule, action, payload = job
             try:
                 if isinstance(action, CommandAction):
-                    ok, detail = run_command(action, payload)
+                    hook = self._hooks.get(action.hook)
+                    ok, detail = (run_command(hook, payload) if hook is not None
+                                  else (False, f"refused: no hook named {action.hook} is defined locally"))
                 else:
                     ok, detail = post_webhook(action, payload)
             except Exception as exc:  # a hook must never kill the worker

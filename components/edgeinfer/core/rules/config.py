@@ -14,8 +14,10 @@ rules:
     actions:
       - {type: alert, severity: warning}
       - {type: local_topic, topic: site/door/alarm}
-      - {type: command, argv: [/usr/local/bin/door-light, "on"], timeout_s: 5}
+      - {type: command, hook: door_light}   # a hook the device's local settings define (hooks:)
       - {type: webhook, url: "http://10.0.0.5:8080/hook", timeout_s: 3}
+hooks:                                     # local settings only: a deployment names hooks, never argv
+  door_light: {argv: [/usr/local/bin/door-light, "on"], timeout_s: 5}
 ```
 """
 
@@ -25,6 +27,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .. import scope
 from ..telemetry.limits import topic_problem
 
 MAX_ITEMS = 10_000  # detections in one frame: far above any decoder's top-k
@@ -102,20 +105,35 @@ class LocalTopicAction(_Strict):
         return v
 
 
-class CommandAction(_Strict):
-    """A program run with the alert JSON on stdin (argv list, no shell), killed after ``timeout_s``."""
+class HookConfig(_Strict):
+    """A program a command action may run: defined in the device's local settings (``hooks: {NAME: ...}``)."""
 
-    type: Literal["command"] = "command"
-    argv: list[str] = Field(min_length=1)
+    argv: list[str] = Field(min_length=1, max_length=256, description="Program and arguments (no shell)")
     timeout_s: float = Field(default=10.0, ge=0.1, le=ACTION_TIMEOUT_MAX_S,
                              description="Kill the program after this long (actions run one at a time)")
+
+
+class CommandAction(_Strict):
+    """Runs a locally defined hook with the alert JSON on stdin (no shell, scrubbed environment, timeout)."""
+
+    type: Literal["command"] = "command"
+    hook: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name of a hook in the local settings' hooks:")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_argv(cls, data: object) -> object:
+        if isinstance(data, dict) and "argv" in data:
+            raise ValueError("command actions name a hook: define it locally under hooks: {NAME: {argv: [...]}} "
+                             "and write hook: NAME")
+        return data
 
 
 class WebhookAction(_Strict):
     """An HTTP POST of the alert JSON."""
 
     type: Literal["webhook"] = "webhook"
-    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL")
+    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL",
+                     json_schema_extra=scope.checked("webhook"))
     timeout_s: float = Field(default=5.0, ge=0.1, le=ACTION_TIMEOUT_MAX_S,
                              description="Give up on the request after this long (actions run one at a time)")
     headers: dict[str, str] = Field(default_factory=dict)

@@ -23,7 +23,7 @@ import logging
 from ..config import EdgeInferConfig
 from ..errors import TelemetryError
 from ..rules.actions import ActionOutcome, ActionRunner
-from ..rules.config import RuleConfig
+from ..rules.config import HookConfig, RuleConfig
 from ..rules.engine import RuleEngine
 from ..sinks.base import RunContext
 from .config import TelemetryConfig
@@ -44,7 +44,8 @@ OUTBOX_FILE = "outbox.db"
 
 class TelemetryService:
     def __init__(self, cfg: TelemetryConfig, ctx: RunContext, rules: list[RuleConfig],
-                 outbox: Outbox | None, transport: Transport | None, probe: SystemProbe | None = None) -> None:
+                 outbox: Outbox | None, transport: Transport | None, probe: SystemProbe | None = None,
+                 hooks: dict[str, HookConfig] | None = None) -> None:
         if (outbox is None) != (transport is None):
             raise TelemetryError("a telemetry outbox needs a transport and a transport needs an outbox",
                                  "pass both, or neither for transport 'none'")
@@ -59,7 +60,7 @@ class TelemetryService:
                                 self._failures)
         for event_type in PRIORITY:  # a bad topic template or device id fails here, not mid-run
             self._emitter.topic(event_type)
-        self._actions = ActionRunner(self._on_action)
+        self._actions = ActionRunner(self._on_action, hooks=hooks)
         self._health = HealthReporter(self._emitter, outbox, transport, self.stats, cfg.health_interval_s, probe)
         self._failures.on_change = lambda _degraded: self._health.poke()  # say so at once, both ways
         self.sink = TelemetrySink(cfg, self._emitter, RuleEngine(rules), self._actions, self._health, self.stats)
@@ -83,7 +84,7 @@ class TelemetryService:
                 raise
             if outbox.depth:
                 log.info("telemetry outbox holds %d events from an earlier run; sending them first", outbox.depth)
-        return cls(tcfg, ctx, cfg.rules, outbox, transport, probe)
+        return cls(tcfg, ctx, cfg.rules, outbox, transport, probe, hooks=cfg.hooks)
 
     # -- wiring ----------------------------------------------------------------------------------
     def set_queue_depths_provider(self, fn: QueueDepths | None) -> None:
