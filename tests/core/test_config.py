@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgeinfer.core import config as cfgmod
+from edgeinfer.core import scope
 from edgeinfer.core.errors import ConfigError
 
 
@@ -36,10 +37,10 @@ def test_bad_config_files_say_what_to_fix(tmp_path: Path, text: str, words: str)
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
-def test_defaults_json_round_trips_and_excludes_device_id() -> None:
+def test_defaults_json_round_trips_and_holds_no_local_only_setting() -> None:
     d = cfgmod.defaults_json()
-    assert "device_id" not in d
-    assert cfgmod.validate(d).model_dump(mode="json", exclude={"device_id"}) == d
+    assert not {"device_id", "state_dir", "hooks", "remote", "trust"} & d.keys() and "dir" not in d["output"]
+    assert cfgmod.validate(d).model_dump(mode="json", exclude=scope.local_exclude(cfgmod.EdgeInferConfig)) == d
 
 
 def test_state_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from edgeinfer.core import config as cfgmod
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.errors import ConfigError
 from edgeinfer.core.rules.actions import post_webhook, run_command
-from edgeinfer.core.rules.config import CommandAction, RuleConfig, WebhookAction
+from edgeinfer.core.rules.config import HookConfig, RuleConfig, WebhookAction
 from edgeinfer.core.rules.engine import RuleEngine
 from edgeinfer.core.telemetry.config import RetryConfig, TelemetryConfig
 from edgeinfer.core.telemetry.delivery import backoff_delay
@@ -44,9 +44,12 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "RuleConfig": {"name": "r"},
     "AlertAction": {"type": "alert"},
     "LocalTopicAction": {"type": "local_topic", "topic": "site/door"},
-    "CommandAction": {"type": "command", "argv": ["true"]},
+    "CommandAction": {"type": "command", "hook": "h"},
     "WebhookAction": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+    "HookConfig": {"argv": ["true"]},
 }
+#: What else the config must hold for a MINIMAL example to be valid (a command action names a defined hook).
+NEEDS: dict[str, dict[str, Any]] = {"CommandAction": {"hooks": {"h": {"argv": ["true"]}}}}
 #: Keys that are checked against a sibling: (sibling, "minimum"|"maximum") set alongside.
 COMPANIONS: dict[str, tuple[str, str]] = {
     "telemetry.retry.initial_s": ("max_s", "maximum"),  # max_s >= initial_s
@@ -127,6 +130,7 @@ def numeric_fields() -> list[NumField]:
                 assert name in MINIMAL, f"schema $def {name} has required keys: add a valid example to MINIMAL"
                 base = copy.deepcopy(base)
                 _set(base, path, copy.deepcopy(MINIMAL[name]))
+                base.update(copy.deepcopy(NEEDS.get(name, {})))
             walk(target, path, loc, base)
             return
         if "discriminator" in node:
@@ -140,6 +144,8 @@ def numeric_fields() -> list[NumField]:
             found.append(NumField(path, ".".join(str(p) for p in loc), node, base))
         elif kind == "array" and "items" in node:
             walk(node["items"], (*path, 0), (*loc, 0), base)
+        elif kind == "object" and isinstance(node.get("additionalProperties"), dict):  # hooks: {NAME: ...}
+            walk(node["additionalProperties"], (*path, "h"), (*loc, "h"), base)
         for name, prop in node.get("properties", {}).items():
             walk(prop, (*path, name), (*loc, name), base)
 
@@ -186,7 +192,7 @@ def test_the_walk_finds_the_numbers_of_every_section() -> None:
                      "rules.0.cooldown_s", "rules.0.over.window_s", "rules.0.when.max_count",
                      "output.results_max_bytes"):
         assert expected in keys, expected
-    assert {"rules.0.actions.0.command.timeout_s", "rules.0.actions.0.webhook.timeout_s"} <= {f.loc for f in FIELDS}
+    assert {"hooks.h.timeout_s", "rules.0.actions.0.webhook.timeout_s"} <= {f.loc for f in FIELDS}
     assert len(FIELDS) >= 40
 
 
@@ -340,8 +346,9 @@ def hook_url() -> Iterator[str]:
 
 
 def test_rule_actions_at_the_longest_timeout(hook_url: str) -> None:
-    top = bound("rules.0.actions.0.timeout_s")
-    assert run_command(CommandAction(argv=["true"], timeout_s=top), b"{}") == (True, "exit 0")
+    top = bound("hooks.h.timeout_s")
+    assert top == bound("rules.0.actions.0.timeout_s")
+    assert run_command(HookConfig(argv=["true"], timeout_s=top), b"{}") == (True, "exit 0")
     assert post_webhook(WebhookAction(url=hook_url, timeout_s=top), b"{}") == (True, "HTTP 200")
     with pytest.raises(OverflowError):  # what a webhook timeout of 1e308 did
         post_webhook(WebhookAction.model_construct(type="webhook", url=hook_url, timeout_s=1e308, headers={}), b"{}")
@@ -401,12 +408,13 @@ def test_telemetry_service_at_the_maxima_delivers_and_drains_at_once(tmp_path: P
     errors = _ThreadErrors()
     monkeypatch.setattr(threading, "excepthook", errors)
     marker = tmp_path / "hook-ran"
-    top = bound("rules.0.actions.0.timeout_s")
+    top = bound("hooks.h.timeout_s")
     tel = telemetry_max(transport=f"file:{tmp_path / 'events.jsonl'}", mode="results")
     cfg = EdgeInferConfig.model_validate({
         "device_id": "dev-1", "state_dir": str(tmp_path / "state"), "telemetry": tel.model_dump(),
+        "hooks": {"touch": {"argv": ["touch", str(marker)], "timeout_s": top}},
         "rules": [{"name": "door", "cooldown_s": bound("rules.0.cooldown_s"),
-                   "actions": [{"type": "alert"}, {"type": "command", "argv": ["touch", str(marker)], "timeout_s": top},
+                   "actions": [{"type": "alert"}, {"type": "command", "hook": "touch"},
                                {"type": "webhook", "url": hook_url, "timeout_s": top}]}]})
     service = TelemetryService.from_config(cfg, run_context())
     service.start()

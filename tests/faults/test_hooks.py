@@ -13,7 +13,7 @@ import pytest
 from edgeinfer.core.errors import ConfigError
 from edgeinfer.core.rules.actions import run_command
 from edgeinfer.core.rules.childproc import MAX_OUTPUT_BYTES, SAFE_PATH, child_env, run_hook
-from edgeinfer.core.rules.config import CommandAction
+from edgeinfer.core.rules.config import HookConfig
 
 SECRETS = {
     "SVCUID": "gg-ipc-token-123",
@@ -62,7 +62,7 @@ def test_a_rule_command_action_gets_the_scrubbed_environment(tmp_path: Path,
     _set_secrets(monkeypatch)
     out = tmp_path / "env.txt"
     code = "import os, sys; open(sys.argv[1], 'w').write('\\n'.join(f'{k}={v}' for k, v in os.environ.items()))"
-    assert run_command(CommandAction(argv=[sys.executable, "-c", code, str(out)]), b"{}") == (True, "exit 0")
+    assert run_command(HookConfig(argv=[sys.executable, "-c", code, str(out)]), b"{}") == (True, "exit 0")
     seen = _parse_env(out.read_text())
     assert not {n for n in seen if n in SECRETS or n.startswith(("AWS_", "IOTEDGE_", "AZURE_", "GG_"))}
     assert "SVCUID" not in seen and seen["PATH"] == SAFE_PATH
@@ -128,7 +128,7 @@ def test_a_grandchild_left_behind_is_killed_when_the_hook_exits(tmp_path: Path) 
 
 def test_timeout_through_a_rule_action_reports_one_line(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
-    ok, detail = run_command(CommandAction(argv=[sys.executable, "-c", FORKER, str(pidfile), "sleep"],
+    ok, detail = run_command(HookConfig(argv=[sys.executable, "-c", FORKER, str(pidfile), "sleep"],
                                            timeout_s=1.5), b"{}")
     assert not ok and detail.endswith("timed out after 1.5s and was killed") and "\n" not in detail
     assert _wait_gone(int(pidfile.read_text()))
@@ -175,7 +175,7 @@ def test_stderr_is_capped_too_and_the_failure_line_comes_from_what_was_kept() ->
     code = "import sys; sys.stderr.write('first line\\n' + 'e' * 1_000_000 + '\\n'); sys.exit(4)"
     res = run_hook([sys.executable, "-c", code], b"", 20.0, max_output=1000)
     assert res.returncode == 4 and res.stderr_truncated and len(res.stderr) == 1000
-    ok, detail = run_command(CommandAction(argv=[sys.executable, "-c", code]), b"{}")
+    ok, detail = run_command(HookConfig(argv=[sys.executable, "-c", code]), b"{}")
     assert not ok and detail.startswith(f"{sys.executable} exited with 4: ") and len(detail) < 300
 
 
@@ -214,9 +214,9 @@ def test_a_relative_hook_is_not_run_even_from_its_own_directory(tmp_path: Path,
     hook.chmod(0o755)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ.get('PATH', '')}")
-    ok, detail = run_command(CommandAction(argv=["./hook.sh"]), b"{}")
+    ok, detail = run_command(HookConfig(argv=["./hook.sh"]), b"{}")
     assert not ok and detail.startswith("refused: ") and "relative path" in detail and "\n" not in detail
-    ok, detail = run_command(CommandAction(argv=["hook.sh"]), b"{}")  # on the parent's PATH, not the safe one
+    ok, detail = run_command(HookConfig(argv=["hook.sh"]), b"{}")  # on the parent's PATH, not the safe one
     assert not ok and "not on the safe PATH" in detail
     assert not marker.exists()
 

@@ -55,10 +55,11 @@ def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
     s.stop()
 
 
-def make_config(transport: str, rules: list[dict[str, Any]] | None = None, **telemetry: Any) -> EdgeInferConfig:
+def make_config(transport: str, rules: list[dict[str, Any]] | None = None,
+                hooks: dict[str, Any] | None = None, **telemetry: Any) -> EdgeInferConfig:
     return EdgeInferConfig.model_validate({"device_id": "dev-1", "telemetry": {"transport": transport, **FAST,
                                                                              **telemetry},
-                                           "rules": rules or []})
+                                           "rules": rules or [], "hooks": hooks or {}})
 
 
 ServiceFactory = Callable[..., TelemetryService]
@@ -69,8 +70,9 @@ def make_service() -> Iterator[ServiceFactory]:
     made: list[TelemetryService] = []
 
     def factory(transport: str = "none", rules: list[dict[str, Any]] | None = None,
-                transport_obj: Transport | None = None, start: bool = True, **telemetry: Any) -> TelemetryService:
-        service = TelemetryService.from_config(make_config(transport, rules, **telemetry), run_context(),
+                transport_obj: Transport | None = None, start: bool = True, hooks: dict[str, Any] | None = None,
+                **telemetry: Any) -> TelemetryService:
+        service = TelemetryService.from_config(make_config(transport, rules, hooks, **telemetry), run_context(),
                                                transport=transport_obj)
         made.append(service)
         if start:

@@ -8,7 +8,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from edgeinfer.core.rules.actions import ActionOutcome, ActionRunner
-from edgeinfer.core.rules.config import CommandAction, WebhookAction
+from edgeinfer.core.rules.config import CommandAction, HookConfig, WebhookAction
 
 from .conftest import ServiceFactory
 from .synthetic import detection, frame
@@ -56,13 +56,29 @@ def hook() -> Iterator[Hook]:
     h.server.server_close()
 
 
+RunnerFactory = Callable[[dict[str, HookConfig]], tuple[ActionRunner, "queue.Queue[ActionOutcome]"]]
+
+
 @pytest.fixture
-def runner() -> Iterator[tuple[ActionRunner, queue.Queue[ActionOutcome]]]:
-    outcomes: queue.Queue[ActionOutcome] = queue.Queue()
-    r = ActionRunner(outcomes.put)
-    r.start()
-    yield r, outcomes
-    r.close()
+def runners() -> Iterator[RunnerFactory]:
+    """Action runners over the given (locally defined) hooks, closed at the end."""
+    made: list[ActionRunner] = []
+
+    def make(hooks: dict[str, HookConfig]) -> tuple[ActionRunner, queue.Queue[ActionOutcome]]:
+        outcomes: queue.Queue[ActionOutcome] = queue.Queue()
+        r = ActionRunner(outcomes.put, hooks=hooks)
+        r.start()
+        made.append(r)
+        return r, outcomes
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def runner(runners: RunnerFactory) -> tuple[ActionRunner, queue.Queue[ActionOutcome]]:
+    return runners({})
 
 
 def writer(path: Path, exit_code: int = 0) -> list[str]:
@@ -70,27 +86,28 @@ def writer(path: Path, exit_code: int = 0) -> list[str]:
     return [sys.executable, "-c", code, str(path)]
 
 
-def test_command_hook_gets_the_alert_on_stdin(tmp_path: Path, runner: Any) -> None:
-    r, outcomes = runner
+def test_command_hook_gets_the_alert_on_stdin(tmp_path: Path, runners: RunnerFactory) -> None:
     out = tmp_path / "alert.json"
-    r.submit("r", CommandAction(argv=writer(out)), PAYLOAD)
+    r, outcomes = runners({"write": HookConfig(argv=writer(out))})
+    r.submit("r", CommandAction(hook="write"), PAYLOAD)
     o = outcomes.get(timeout=20)
     assert (o.action, o.ok, o.detail) == ("command", True, "exit 0")
     assert out.read_bytes() == PAYLOAD
 
 
-def test_command_hook_timeout_and_failure_are_reported(tmp_path: Path, runner: Any) -> None:
-    r, outcomes = runner
-    sleeper = CommandAction(argv=[sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5)
+def test_command_hook_timeout_and_failure_are_reported(tmp_path: Path, runners: RunnerFactory) -> None:
+    r, outcomes = runners({
+        "sleep": HookConfig(argv=[sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5),
+        "fail": HookConfig(argv=writer(tmp_path / "x", exit_code=3)), "gone": HookConfig(argv=["/nonexistent/hook"])})
     t0 = time.monotonic()
-    r.submit("r", sleeper, PAYLOAD)
-    r.submit("r", CommandAction(argv=writer(tmp_path / "x", exit_code=3)), PAYLOAD)
-    r.submit("r", CommandAction(argv=["/nonexistent/hook"]), PAYLOAD)
-    first, second, third = (outcomes.get(timeout=20) for _ in range(3))
+    for name in ("sleep", "fail", "gone", "undefined"):
+        r.submit("r", CommandAction(hook=name), PAYLOAD)
+    first, second, third, fourth = (outcomes.get(timeout=20) for _ in range(4))
     assert not first.ok and "timed out after 0.5s and was killed" in first.detail
     assert time.monotonic() - t0 < 10
     assert not second.ok and "exited with 3" in second.detail
     assert not third.ok and "cannot run /nonexistent/hook" in third.detail
+    assert (fourth.ok, fourth.detail) == (False, "refused: no hook named undefined is defined locally")
 
 
 def test_webhook_posts_json_with_headers(hook: Hook, runner: Any) -> None:
@@ -117,8 +134,8 @@ def test_a_rule_runs_every_action_kind(tmp_path: Path, hook: Hook, make_service:
     out, events = tmp_path / "hook.json", tmp_path / "events.jsonl"
     rules = [{"name": "door", "when": {"label": "person"}, "over": {"frames": 2}, "actions": [
         {"type": "alert", "severity": "critical"}, {"type": "local_topic", "topic": "site/door"},
-        {"type": "command", "argv": writer(out)}, {"type": "webhook", "url": hook.url}]}]
-    service = make_service(f"file:{events}", rules, mode="alerts-only")
+        {"type": "command", "hook": "save"}, {"type": "webhook", "url": hook.url}]}]
+    service = make_service(f"file:{events}", rules, mode="alerts-only", hooks={"save": {"argv": writer(out)}})
     for i in range(3):
         service.sink.on_result(frame(i, i / 10, [detection("person", 0.9)]))
     _, body = hook.posts.get(timeout=10)

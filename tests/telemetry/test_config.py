@@ -42,7 +42,12 @@ def test_rule_config_errors_name_the_key() -> None:
         validate({"rules": [{"name": "r", "over": {"frames": 3, "window_s": 2}}]})
     with pytest.raises(ConfigError, match="wildcard"):
         validate({"rules": [{"name": "r", "actions": [{"type": "local_topic", "topic": "site/#"}]}]})
-    cfg = validate({"rules": [{"name": "r", "actions": [{"type": "command", "argv": ["true"]},
+    with pytest.raises(ConfigError, match="command actions name a hook"):
+        validate({"rules": [{"name": "r", "actions": [{"type": "command", "argv": ["true"]}]}]})
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.actions\[0\]\.hook: no hook named 'beep' is defined"):
+        validate({"rules": [{"name": "r", "actions": [{"type": "command", "hook": "beep"}]}]})
+    cfg = validate({"hooks": {"beep": {"argv": ["true"]}},
+                    "rules": [{"name": "r", "actions": [{"type": "command", "hook": "beep"},
                                                         {"type": "webhook", "url": "http://x/h"}]}]})
     assert [a.type for a in cfg.rules[0].actions] == ["command", "webhook"]
     assert cfg.rules[0].over.frames == 1

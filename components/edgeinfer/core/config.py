@@ -193,8 +193,7 @@ def defaults_json() -> dict[str, Any]:
     """The default configuration as plain JSON (recipe DefaultConfiguration, twin desired properties): what a
     deployment may set, so without the local-only sections (hooks, remote, trust, state_dir, output.dir)."""
     cfg = EdgeInferConfig(device_id="{iot:thingName}")
-    return cfg.model_dump(mode="json", exclude={"device_id": True, "state_dir": True, "hooks": True, "remote": True,
-                                                "trust": True, "output": {"dir"}})
+    return cfg.model_dump(mode="json", exclude=scope.local_exclude(EdgeInferConfig))
 
 
 def json_schema() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .config import EdgeInferConfig
+from .scope import scope_of
 
 HEADER = """# Configuration reference
 
@@ -20,7 +21,30 @@ reason naming the key; on a device the running configuration stays.
 
 `edgeinfer config defaults` prints the defaults, `edgeinfer config schema` the JSON Schema,
 `edgeinfer config validate FILE` checks a file.
+
+**Who may set a key** (column *set by*, the `x-edgeinfer-scope` marker in the JSON Schema):
+
+- *deployment*: a Greengrass deployment's configuration or the IoT Edge twin may set it.
+- *local only*: only the device's local operator: the local settings file
+  (`$EDGEINFER_LOCAL_CONFIG`, default `/etc/edgeinfer/local.yaml`) or `edgeinfer run --config`. A
+  deployment or twin that sets it to anything else is rejected as a whole.
+- *deployment, checked*: a deployment may set it within what the local settings' `remote:` section allows
+  (a model path under `remote.model_dirs`, a camera host in `remote.source_hosts` ...).
+
+See [security.md](security.md) for the threat model.
 """
+
+SET_BY = {"remote": "deployment", "local": "**local only**"}
+CHECKED_BY = {"model_path": "`remote.model_dirs`", "source": "`remote.source_dirs` / `remote.source_hosts`",
+              "transport": "`remote.telemetry_hosts` (no `file:`)", "webhook": "`remote.webhook_hosts`",
+              "model_uri": "`remote.model_hosts`"}
+
+
+def _set_by(extra: Any) -> str:
+    kind = scope_of(extra)
+    if kind.startswith("checked:"):
+        return f"deployment, checked: {CHECKED_BY[kind.split(':', 1)[1]]}"
+    return SET_BY[kind]
 
 
 def _type(info: dict[str, Any]) -> str:
@@ -54,28 +78,31 @@ def _default(name: str, model: type[BaseModel]) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _section(title: str, model: type[BaseModel], schema: dict[str, Any], prefix: str) -> list[str]:
+def _section(title: str, model: type[BaseModel], schema: dict[str, Any], prefix: str,
+             local: bool = False) -> list[str]:
+    """One table; ``local``: the whole section is local only (so is every key in it)."""
     lines = [f"## `{title}`", ""]
     if model.__doc__ and model is not EdgeInferConfig:
         lines += [" ".join(model.__doc__.split()), ""]
-    lines += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
-    nested: list[tuple[str, type[BaseModel]]] = []
+    lines += ["| key | type | default | set by | description |", "| --- | --- | --- | --- | --- |"]
+    nested: list[tuple[str, type[BaseModel], bool]] = []
     for name, info in schema["properties"].items():
         ann = model.model_fields[name].annotation
+        set_by = SET_BY["local"] if local else _set_by(model.model_fields[name].json_schema_extra)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            nested.append((name, ann))
-            lines.append(f"| `{prefix}{name}` | section | | see [`{name}`](#{name}) |")
+            nested.append((name, ann, set_by == SET_BY["local"]))
+            lines.append(f"| `{prefix}{name}` | section | | {set_by} | see [`{name}`](#{name}) |")
             continue
         desc = (info.get("description") or model.model_fields[name].description or "").replace("|", "\\|")
         bounds = [f"{k.replace('exclusiveM', '> ').replace('minimum', '>=').replace('maximum', '<=')} {info[k]}"
                   for k in ("minimum", "maximum", "exclusiveMinimum") if k in info]
         if bounds:
             desc = f"{desc} ({', '.join(bounds)})".strip()
-        lines.append(f"| `{prefix}{name}` | {_type(info)} | {_default(name, model)} | {desc} |")
+        lines.append(f"| `{prefix}{name}` | {_type(info)} | {_default(name, model)} | {set_by} | {desc} |")
     lines.append("")
     defs = EdgeInferConfig.model_json_schema().get("$defs", {})
-    for name, sub in nested:
-        lines += _section(name, sub, defs[sub.__name__], f"{name}.")
+    for name, sub, sub_local in nested:
+        lines += _section(name, sub, defs[sub.__name__], f"{name}.", sub_local)
     return lines
 
 

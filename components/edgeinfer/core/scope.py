@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 SCOPE_KEY = "x-edgeinfer-scope"
 Check = Literal["model_path", "source", "transport", "webhook", "model_uri"]
 CHECKS: tuple[str, ...] = ("model_path", "source", "transport", "webhook", "model_uri")
@@ -36,3 +38,15 @@ def scope_of(extra: Any) -> str:
         if isinstance(value, str):
             return value
     return "remote"
+
+
+def local_exclude(model: type[BaseModel]) -> dict[str, Any]:
+    """``model_dump(exclude=...)`` of every local-only field of ``model`` and its sections (not lists)."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if scope_of(info.json_schema_extra) == "local":
+            out[name] = True
+        elif isinstance(ann, type) and issubclass(ann, BaseModel) and (sub := local_exclude(ann)):
+            out[name] = sub
+    return out

@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import scope
+
 Precision = Literal["fp32", "fp16", "int8"]
 
 
@@ -29,10 +31,13 @@ class BackendOptions(BaseModel):
         description="onnxruntime execution-provider preference chain, best first",
     )
     precision: Precision = Field(default="fp32", description="fp16/int8 where the device supports it")
-    engine_cache_dir: str | None = Field(default=None, description="TensorRT EP engine cache (default: state dir)")
-    int8_calibration_table: str | None = None
+    engine_cache_dir: str | None = Field(default=None, description="TensorRT EP engine cache (default: state dir)",
+                                         json_schema_extra=scope.local())
+    int8_calibration_table: str | None = Field(default=None, description="INT8 calibration table file (TensorRT)",
+                                               json_schema_extra=scope.local())
     edgetpu_device: str | None = Field(default=None, description="Edge TPU to open: usb, usb:0, pci:0 (None = any)")
-    edgetpu_library: str = "libedgetpu.so.1"
+    edgetpu_library: str = Field(default="libedgetpu.so.1", json_schema_extra=scope.local(),
+                                 description="Edge TPU delegate library loaded into the process")
     threads: int | None = Field(default=None, ge=1, le=256,
                                 description="CPU threads for inference, 1 to 256. None = auto: the runtime's default, "
                                    "or one core left to the other pipeline stages on a 2-4 core host when "

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .. import scope
 from .limits import MAX_PAYLOAD_BYTES, template_problem
 
 TelemetryMode = Literal["summary", "results", "alerts-only"]
@@ -34,7 +35,8 @@ class TelemetryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     transport: str = Field(default="none", description="none, stdout, file:PATH, mqtt://host:port, "
-                           "mqtts://host:port?ca=..&cert=..&key=.. (see docs/telemetry.md)")
+                           "mqtts://host:port?ca=..&cert=..&key=.. (see docs/telemetry.md)",
+                           json_schema_extra=scope.checked("transport"))
     mode: TelemetryMode = Field(default="summary", description="summary: one event per window; results: one per "
                                 "frame; alerts-only. Alerts and health are sent in every mode")
     window_s: float = Field(default=60.0, ge=1, le=86_400, description="Summary window length in seconds (frame "
