@@ -13,6 +13,7 @@ from ..core.config import load_file
 from ..core.errors import EdgeInferError, ModelError
 from ..core.modelpkg import load_package
 from .common import console, setup_logging
+from .model_crypto import encrypt as encrypt_cmd
 
 model_app = typer.Typer(no_args_is_help=True)
 
@@ -170,9 +171,16 @@ def optimize(
         raise EdgeInferError("engine building is unavailable", "reinstall edgeinfer") from exc
     src = onnx
     if onnx.is_dir() or onnx.suffix == ".zip":
-        src = load_package(onnx).model_path
+        pkg = load_package(onnx)
+        if pkg.manifest.encryption is not None:  # an engine built from it would be the model in clear
+            raise ModelError(f"{onnx} is encrypted", "build the engine from the clear package, then encrypt the "
+                             "engine's package (`edgeinfer model encrypt`)")
+        src = pkg.model_path
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
         task = prog.add_task("building engine", total=None)
         engine = build_engine(src, out, precision=precision, calibration_cache=calibration_cache,
                               workspace_mb=workspace_mb, progress=lambda msg: prog.update(task, description=msg))
     console.print(f"engine written to [bold]{engine}[/]")
+
+
+model_app.command("encrypt")(encrypt_cmd)

@@ -11,6 +11,8 @@ import numpy as np
 from .backends import Backend, BackendOptions, open_backend
 from .errors import ModelError
 from .modelpkg import ModelPackage, load_package
+from .modelpkg.crypto import decrypt_model
+from .modelpkg.keys import KeyProvider
 from .modelpkg.manifest import FORMAT_BY_SUFFIX
 from .preprocess import Preprocessor
 from .tasks.base import DecoderBase
@@ -27,6 +29,7 @@ class LoadedModel:
     input_name: str
     max_batch: int
     output_names: list[str] = field(default_factory=list)
+    keys: KeyProvider | None = field(default=None, repr=False)  # to load it again (an encrypted model)
 
     @property
     def manifest(self):
@@ -104,10 +107,15 @@ def resolve_package(path: str | Path, task: str | None = None, cache: Path | Non
 
 
 def load_model(package: ModelPackage, options: BackendOptions | None = None, score_threshold: float | None = None,
-               max_batch: int = 1) -> LoadedModel:
-    """Open the backend, check the model's real input against the manifest, build pre/post-processing."""
+               max_batch: int = 1, keys: KeyProvider | None = None) -> LoadedModel:
+    """Open the backend, check the model's real input against the manifest, build pre/post-processing.
+
+    An encrypted package is decrypted in memory with the key ``keys`` gives and loaded from bytes: the clear
+    model never touches the disk."""
     m = package.manifest
-    backend = open_backend(package.model_path, m.format, options)
+    clear = decrypt_model(package, keys)  # None: a clear package, loaded from its file
+    backend = open_backend(package.model_path, m.format, options, model_bytes=clear)
+    del clear  # the runtime holds what it needs
     try:
         inp = next((t for t in backend.inputs if t.name == m.input.name), None) if m.input.name else backend.inputs[0]
         if inp is None:
@@ -118,7 +126,7 @@ def load_model(package: ModelPackage, options: BackendOptions | None = None, sco
         model_batch = fixed if fixed is not None else max(m.input.batch, max_batch)
         decoder = m.decoder.with_threshold(score_threshold) if score_threshold is not None else m.decoder
         return LoadedModel(package, backend, Preprocessor(m.input), decoder, inp.name,
-                           max(1, min(max_batch, model_batch)), [t.name for t in backend.outputs])
+                           max(1, min(max_batch, model_batch)), [t.name for t in backend.outputs], keys)
     except Exception:
         backend.close()
         raise

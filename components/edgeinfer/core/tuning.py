@@ -64,7 +64,7 @@ def tune_threads(model: LoadedModel, cfg: EdgeInferConfig, frame_size: tuple[int
     if threads is None:
         return model
     tuned = load_model(model.package, b.model_copy(update={"threads": threads}), cfg.model.score_threshold,
-                       cfg.pipeline.max_batch)
+                       cfg.pipeline.max_batch, model.keys)
     tuned.warmup(1)
     model.close()
     log.info("inference on %d thread(s): preprocessing takes %.1f ms per %.1f ms inference on %d cores "

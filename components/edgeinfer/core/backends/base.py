@@ -88,6 +88,8 @@ class Backend(ABC):
 
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
+    #: takes ``model_bytes=`` (an encrypted model, decrypted in memory: never written to disk)
+    loads_bytes: ClassVar[bool] = False
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]

@@ -74,9 +74,10 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
 class LiteRtBackend(Backend):
     name: ClassVar[str] = "litert"
     formats: ClassVar[tuple[str, ...]] = ("tflite",)
+    loads_bytes: ClassVar[bool] = True
 
     def __init__(self, model_path: Path, options: BackendOptions, *,
-                 load_delegate: DelegateLoader | None = None) -> None:
+                 load_delegate: DelegateLoader | None = None, model_bytes: bytes | None = None) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
@@ -90,6 +91,7 @@ class LiteRtBackend(Backend):
         want_tpu = options.device == "edgetpu" or (options.device is None and model_path.name.endswith(EDGETPU_SUFFIX))
         requested = ["edgetpu", "cpu"] if want_tpu else ["cpu"]
         self._delegates: list[Any] = []
+        self._content = model_bytes  # an encrypted model, decrypted in memory: dropped once the interpreter has it
         reason = None
         if want_tpu:
             reason = self._load_edgetpu(options, load_delegate or _litert_load_delegate)
@@ -99,6 +101,7 @@ class LiteRtBackend(Backend):
             reason = f"the Edge TPU delegate could not run {model_path.name} ({_first_line(exc)}); running on CPU"
             self._delegates = []
             self._interp = self._open(Interpreter, model_path, options.threads)
+        self._content = None
         if reason:
             log.warning("litert: %s", reason)
         self.inputs = [_spec(d) for d in self._interp.get_input_details()]
@@ -131,8 +134,8 @@ class LiteRtBackend(Backend):
     def _open(self, interpreter_cls: Any, model_path: Path, threads: int | None) -> Any:
         """An interpreter with tensors allocated. With delegates, errors go to the caller as they are."""
         try:
-            interp = interpreter_cls(model_path=str(model_path), experimental_delegates=self._delegates or None,
-                                     num_threads=threads)
+            model = {"model_content": self._content} if self._content is not None else {"model_path": str(model_path)}
+            interp = interpreter_cls(**model, experimental_delegates=self._delegates or None, num_threads=threads)
             interp.allocate_tensors()
             return interp
         except (ValueError, RuntimeError) as exc:

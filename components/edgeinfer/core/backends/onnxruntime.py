@@ -50,8 +50,9 @@ def provider_chain(options: BackendOptions) -> list[str]:
 class OnnxRuntimeBackend(Backend):
     name: ClassVar[str] = "onnxruntime"
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    loads_bytes: ClassVar[bool] = True
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, options: BackendOptions, *, model_bytes: bytes | None = None) -> None:
         import onnxruntime as ort
 
         self._ort = ort
@@ -62,7 +63,7 @@ class OnnxRuntimeBackend(Backend):
         providers: list[Any] = []
         for p in wanted:
             if p in available:
-                providers.append((p, self._provider_options(p, options, model_path)))
+                providers.append((p, self._provider_options(p, options, model_path, model_bytes is None)))
         preload_nvidia_libraries(ort, [p for p, _ in providers])
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -72,7 +73,8 @@ class OnnxRuntimeBackend(Backend):
             so.add_session_config_entry("session.force_spinning_stop", "1")
         so.log_severity_level = 3  # errors only; what matters is read back below
         try:
-            self.session = ort.InferenceSession(str(model_path), sess_options=so, providers=providers)
+            model = model_bytes if model_bytes is not None else str(model_path)
+            self.session = ort.InferenceSession(model, sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
             raise ModelError(f"onnxruntime could not load {model_path.name}: {str(exc).splitlines()[0][:200]}",
                              "check that the file is a valid ONNX model (edgeinfer model verify)") from exc
@@ -87,11 +89,15 @@ class OnnxRuntimeBackend(Backend):
         self._output_names = [o.name for o in self.outputs]
 
     @staticmethod
-    def _provider_options(provider: str, options: BackendOptions, model_path: Path) -> dict[str, Any]:
+    def _provider_options(provider: str, options: BackendOptions, model_path: Path, cache_ok: bool = True
+                          ) -> dict[str, Any]:
+        """``cache_ok`` False (an encrypted model): no TensorRT engine cache, which would be the model in clear."""
         if provider == "TensorrtExecutionProvider":
             cache = options.engine_cache_dir or str(model_path.parent / ".trt-cache")
-            o: dict[str, Any] = {"device_id": options.gpu_id, "trt_engine_cache_enable": True,
-                                 "trt_engine_cache_path": cache, "trt_fp16_enable": options.precision == "fp16"}
+            o: dict[str, Any] = {"device_id": options.gpu_id, "trt_engine_cache_enable": cache_ok,
+                                 "trt_fp16_enable": options.precision == "fp16"}
+            if cache_ok:
+                o["trt_engine_cache_path"] = cache
             if options.precision == "int8":
                 o["trt_int8_enable"] = True
                 if options.int8_calibration_table:

@@ -9,7 +9,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from ..errors import BackendError
+from ..errors import BackendError, ModelError
 from .base import Backend, BackendOptions
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,10 @@ def choose(fmt: str, requested: str = "auto") -> str:
     return name
 
 
-def open_backend(model_path: Path, fmt: str, options: BackendOptions | None = None) -> Backend:
-    """Pick the backend for ``fmt`` (``options.name`` overrides) and load the model."""
+def open_backend(model_path: Path, fmt: str, options: BackendOptions | None = None,
+                 model_bytes: bytes | None = None) -> Backend:
+    """Pick the backend for ``fmt`` (``options.name`` overrides) and load the model. ``model_bytes``: the model
+    itself, decrypted in memory (``model_path`` then holds its ciphertext and only names it)."""
     options = options or BackendOptions()
     name, device = parse_backend(options.name)
     chosen = choose(fmt, options.name)
@@ -67,6 +69,12 @@ def open_backend(model_path: Path, fmt: str, options: BackendOptions | None = No
     cls = backend_class(chosen)
     if name == "auto":
         log.debug("auto-selected backend %s for a %s model", chosen, fmt)
-    backend = cls(model_path, options)
+    if model_bytes is None:
+        backend = cls(model_path, options)
+    elif not cls.loads_bytes:
+        raise ModelError(f"backend {chosen} cannot load an encrypted model (it loads from files only)",
+                         "deploy this model unencrypted, or use a backend that loads from memory")
+    else:
+        backend = cls(model_path, options, model_bytes=model_bytes)  # type: ignore[call-arg]
     log.info("backend: %s", backend.info.summary())
     return backend

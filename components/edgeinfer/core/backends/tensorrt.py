@@ -86,8 +86,9 @@ def read_meta(engine_path: Path) -> dict[str, Any]:
 class TensorRtBackend(Backend):
     name: ClassVar[str] = "tensorrt"
     formats: ClassVar[tuple[str, ...]] = ("tensorrt",)
+    loads_bytes: ClassVar[bool] = True
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, options: BackendOptions, *, model_bytes: bytes | None = None) -> None:
         if options.device not in (None, "cuda"):
             raise BackendError(f"tensorrt has no device {options.device!r}", "use cuda (or leave the device unset)")
         trt = import_tensorrt()
@@ -96,7 +97,7 @@ class TensorRtBackend(Backend):
         self._stream: Any = None
         model_path = Path(model_path)
         try:
-            data = model_path.read_bytes()
+            data = model_bytes if model_bytes is not None else model_path.read_bytes()  # deserialised from memory
         except OSError as exc:
             raise ModelError(f"cannot read engine {model_path}: {exc.strerror}",
                              "pass an existing .engine file") from exc

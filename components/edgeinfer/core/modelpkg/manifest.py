@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..tasks import DecoderConfig
+from .encryption import ModelEncryption
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 ModelFormat = Literal["onnx", "tflite", "tensorrt"]
@@ -78,6 +79,8 @@ class Manifest(_Strict):
     decoder: DecoderConfig
     labels: list[str] = Field(default_factory=list)
     source: dict[str, str] = Field(default_factory=dict, description="Provenance: where the model came from")
+    encryption: ModelEncryption | None = Field(default=None, description="Set when model_file is encrypted "
+                                               "(`edgeinfer model encrypt`); None = clear")
 
     @field_validator("version")
     @classmethod

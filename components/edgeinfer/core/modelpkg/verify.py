@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..backends import BackendOptions, open_backend
-from ..errors import ModelError
+from ..errors import EdgeInferError, ModelError
+from .crypto import decrypt_model
+from .keys import KeyProvider
 from .package import ModelPackage
 
 
@@ -22,7 +24,9 @@ class VerifyReport:
         return next((f"{what}: {detail}" for what, passed, detail in self.checks if not passed), None)
 
 
-def verify_package(pkg: ModelPackage, options: BackendOptions | None = None) -> VerifyReport:
+def verify_package(pkg: ModelPackage, options: BackendOptions | None = None,
+                   keys: KeyProvider | None = None) -> VerifyReport:
+    """The checks, in order; an encrypted package is loaded (in memory) only when ``keys`` is given."""
     from ..model import check_input_shape
 
     report = VerifyReport(str(pkg.root))
@@ -33,8 +37,20 @@ def verify_package(pkg: ModelPackage, options: BackendOptions | None = None) -> 
     except ModelError as exc:
         report.checks.append(("sha256", False, str(exc)))
         return report  # never load a model whose bytes are not the ones the manifest describes
+    if m.encryption is not None:
+        if keys is None:
+            report.checks.append(("encrypted", True, f"{m.encryption.algorithm}, key id {m.encryption.key_id}: "
+                                  "not loaded without its key (--key KEYFILE)"))
+            return report
+        report.checks.append(("encrypted", True, f"{m.encryption.algorithm}, key id {m.encryption.key_id}"))
     try:
-        backend = open_backend(pkg.model_path, m.format, options or BackendOptions(device="cpu"))
+        clear = decrypt_model(pkg, keys)
+    except EdgeInferError as exc:  # wrong key, key file refused
+        report.checks.append(("decrypt", False, str(exc)))
+        return report
+    try:
+        backend = open_backend(pkg.model_path, m.format, options or BackendOptions(device="cpu"), model_bytes=clear)
+        del clear
     except ModelError as exc:
         report.checks.append(("load", False, str(exc)))
         return report
@@ -61,17 +77,18 @@ def verify_package(pkg: ModelPackage, options: BackendOptions | None = None) -> 
         report.checks.append(("decoder", not missing, f"needs outputs {missing} the model lacks" if missing
                               else f"{m.decoder.type} reads {used or ['first output']}"))
     if report.ok:
-        report.checks.append(_activation_gate(pkg, options))
+        report.checks.append(_activation_gate(pkg, options, keys))
     return report
 
 
-def _activation_gate(pkg: ModelPackage, options: BackendOptions | None) -> tuple[str, bool, str]:
+def _activation_gate(pkg: ModelPackage, options: BackendOptions | None,
+                     keys: KeyProvider | None = None) -> tuple[str, bool, str]:
     """The check a device runs before a model becomes active: load, warm up, decode the warm-up output."""
     from ..errors import EdgeInferError
     from ..model import load_model
 
     try:
-        model = load_model(pkg, options or BackendOptions(device="cpu"))
+        model = load_model(pkg, options or BackendOptions(device="cpu"), keys=keys)
     except EdgeInferError as exc:
         return ("warm-up", False, str(exc))
     try:
