@@ -12,6 +12,7 @@ import pytest
 from edgeinfer.azure.delivery import ModelDownloader
 from edgeinfer.azure.errors import DeliveryError
 from edgeinfer.azure.modelref import ModelRef
+from edgeinfer.core.remoteconfig import RemotePolicy
 from tests.azure.conftest import StartModule, model_url
 from tests.azure.files_server import FileServer
 from tests.azure.packages import package_zip, sha256
@@ -19,12 +20,13 @@ from tests.azure.test_module_runtime import config_state, desired_for
 from tests.telemetry.pki import Pki
 
 BLOB = bytes(range(256)) * 2048  # 512 KiB
+LOCAL = RemotePolicy(model_hosts=["127.0.0.1"])  # the local settings of a device whose models come from here
 
 
 @pytest.fixture
 def downloader(tmp_path: Path, pki: Pki) -> ModelDownloader:
     return ModelDownloader(tmp_path / "models", ssl_context=ssl.create_default_context(cafile=str(pki.ca)),
-                           chunk_bytes=64 * 1024, timeout_s=10)
+                           chunk_bytes=64 * 1024, timeout_s=10, policy=LOCAL)
 
 
 def ref_for(files: FileServer, path: str, data: bytes, **kw: Any) -> ModelRef:
@@ -62,27 +64,32 @@ def test_sha256_mismatch_is_refused_and_nothing_stays(downloader: ModelDownloade
     assert not any(p.is_file() for p in downloader.root.rglob("*"))
 
 
-def test_404_is_not_retried(downloader: ModelDownloader, files: FileServer) -> None:
+def test_404_is_not_retried(downloader: ModelDownloader, files: FileServer, caplog: pytest.LogCaptureFixture) -> None:
     ref = ModelRef(name="gone", version="1", uri=files.url("/m/gone.zip"), sha256="ab" * 32)
-    with pytest.raises(DeliveryError, match="HTTP 404"):
+    with pytest.raises(DeliveryError) as err:
         downloader.fetch(ref)
+    assert str(err.value).startswith("model gone 1: download from 127.0.0.1 failed (see the module log) -> ")
+    assert "answered HTTP 404" in caplog.text, "the module log says why"
     assert len(files.seen) == 1
 
 
 def test_size_limits(tmp_path: Path, pki: Pki, files: FileServer) -> None:
     ctx = ssl.create_default_context(cafile=str(pki.ca))
-    small = ModelDownloader(tmp_path / "a", max_bytes=100_000, ssl_context=ctx)
+    small = ModelDownloader(tmp_path / "a", max_bytes=100_000, ssl_context=ctx, policy=LOCAL)
     with pytest.raises(DeliveryError, match="over the 100000-byte limit"):
         small.fetch(ref_for(files, "/m/big.zip", BLOB))
-    declared = ModelDownloader(tmp_path / "b", ssl_context=ctx)
+    declared = ModelDownloader(tmp_path / "b", ssl_context=ctx, policy=LOCAL)
     with pytest.raises(DeliveryError, match="over the 1000-byte limit"):
         declared.fetch(ref_for(files, "/m/big2.zip", BLOB, size=1000))
 
 
-def test_untrusted_tls_is_refused(tmp_path: Path, files: FileServer) -> None:
-    plain = ModelDownloader(tmp_path / "c", ssl_context=ssl.create_default_context())
-    with pytest.raises(DeliveryError, match="TLS verification"):
+def test_untrusted_tls_is_refused(tmp_path: Path, files: FileServer, caplog: pytest.LogCaptureFixture) -> None:
+    plain = ModelDownloader(tmp_path / "c", ssl_context=ssl.create_default_context(), policy=LOCAL)
+    with pytest.raises(DeliveryError, match=r"download from 127\.0\.0\.1 failed \(see the module log\)"):
         plain.fetch(ref_for(files, "/m/blob.zip", BLOB))
+    assert "TLS verification of 127.0.0.1 failed" in caplog.text
+    assert "attempt 1/" not in caplog.text, "a TLS refusal is not retried"
+    assert files.seen == []
 
 
 def test_old_models_are_pruned(downloader: ModelDownloader, files: FileServer) -> None:
@@ -115,7 +122,8 @@ def test_module_swaps_to_a_delivered_model_and_refuses_bad_ones(
 
     missing = {"version": "4", "uri": model_url("/models/faces-4.zip"), "sha256": sha256(v3)}
     reported = config_state(m.hub, m.hub.patch_desired({"model": missing}), "rejected")
-    assert "HTTP 404" in reported["config"]["error"] and reported["model"]["version"] == "2.0.0"
+    assert "download from localhost failed" in reported["config"]["error"] and reported["model"]["version"] == "2.0.0"
+    assert "404" not in str(reported), "the cloud learns that it failed, not what the host answered"
 
     fixed = {"version": "3", "uri": model_url("/models/faces-3b.zip"), "sha256": sha256(v3)}
     reported = config_state(m.hub, m.hub.patch_desired({"model": fixed}), "applied")

@@ -20,6 +20,7 @@ import pytest
 from edgeinfer.azure.delivery import ModelDownloader
 from edgeinfer.azure.errors import DeliveryError
 from edgeinfer.azure.modelref import ModelRef
+from edgeinfer.core.remoteconfig import RemotePolicy
 from tests.azure.files_server import FileServer, Seen
 from tests.azure.packages import sha256
 from tests.telemetry.pki import Pki
@@ -98,7 +99,7 @@ def tmpfs() -> Iterator[Mount]:
 
 def downloader_at(root: Path, pki: Pki, **kw: Any) -> ModelDownloader:
     return ModelDownloader(root, ssl_context=ssl.create_default_context(cafile=str(pki.ca)), chunk_bytes=64 * KiB,
-                           timeout_s=10, attempts=2, **kw)
+                           timeout_s=10, attempts=2, policy=RemotePolicy(model_hosts=["127.0.0.1"]), **kw)
 
 
 def ref_for(server: FileServer, path: str, data: bytes, **kw: Any) -> ModelRef:

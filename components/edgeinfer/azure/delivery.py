@@ -7,6 +7,11 @@
 * Space-checked: before any byte is written the size still to come (twin ``size`` or ``Content-Length``)
   plus a margin must fit in the free space of the models folder (unretained old downloads are pruned
   first to make room). A write error (ENOSPC) removes the ``.part`` and fails the delivery at once.
+* Guarded: model.uri must be https:// (http:// only with ``remote.model_http``) on a host of
+  ``remote.model_hosts`` (the local settings); the connection goes to the address that was checked, never a
+  link-local or metadata one; redirects (S3 presigned URLs answer 307) are re-checked hop by hop, at most 5.
+  What reaches the twin says "failed" or "blocked" and names the host, nothing more (a closed port, a 404 and a
+  TLS refusal read the same): the detail is in the module log. See core/netguard.py.
 * Verified: the sha256 of the whole file must equal the twin's before the file is renamed into place;
   the core then verifies the package's own per-file hashes, loads and warms the model up before it
   swaps. Any failure raises DeliveryError and leaves the running model alone.
@@ -27,6 +32,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import ssl
 import threading
 import urllib.error
@@ -37,7 +43,10 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..core.modelpkg import sha256_file
+from ..core.netguard import MAX_REDIRECTS, Blocked, Outbound, Resolver, build_opener
 from ..core.paths import private_dir
+from ..core.redact import redact
+from ..core.remoteconfig import RemotePolicy
 from .errors import DeliveryError
 from .modelref import ModelRef
 
@@ -66,6 +75,22 @@ def _mib(n: int) -> str:
     return f"{n / 1024**2:.1f} MiB"
 
 
+def _host(uri: str) -> str:
+    try:
+        return urlsplit(uri).hostname or "the model host"
+    except ValueError:
+        return "the model host"
+
+
+def model_outbound(policy: RemotePolicy, resolve: Resolver = socket.getaddrinfo) -> Outbound:
+    """Where model downloads may go: ``remote.model_hosts``, https (and http with ``remote.model_http``)."""
+    return Outbound(hosts=tuple(policy.model_hosts),
+                    schemes=frozenset({"https", "http"} if policy.model_http else {"https"}),
+                    setting="remote.model_hosts", resolve=resolve,
+                    scheme_hint="serve the model over https://, or set remote.model_http: true in the device's "
+                                "local settings")
+
+
 class _Retry(Exception):
     """A transient failure: try again, resuming from what is on disk."""
 
@@ -74,7 +99,10 @@ class ModelDownloader:
     def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = 30.0,
                  attempts: int = 5, keep: int = DEFAULT_KEEP, ssl_context: ssl.SSLContext | None = None,
                  chunk_bytes: int = 1 << 20, stop: threading.Event | None = None,
-                 free_margin_bytes: int = FREE_MARGIN_BYTES, free_margin_ratio: float = FREE_MARGIN_RATIO) -> None:
+                 free_margin_bytes: int = FREE_MARGIN_BYTES, free_margin_ratio: float = FREE_MARGIN_RATIO,
+                 policy: RemotePolicy | None = None, resolve: Resolver = socket.getaddrinfo) -> None:
+        """``policy``: the local settings' ``remote:`` section (``model_hosts``, ``model_http``); ``resolve``:
+        the name resolver (``socket.getaddrinfo``'s signature)."""
         self.root = root
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
@@ -86,8 +114,8 @@ class ModelDownloader:
         self._stop = stop or threading.Event()
         self._lock = threading.Lock()
         self._retained: frozenset[str] = self._load_retained()
-        handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=ssl_context)]
-        self._opener = urllib.request.build_opener(*handlers)
+        self._outbound = model_outbound(policy or RemotePolicy(), resolve)
+        self._opener = build_opener(self._outbound, ssl_context, max_redirects=MAX_REDIRECTS)
 
     def path_for(self, ref: ModelRef) -> Path:
         return self.root / ref.sha256 / file_name(ref.uri)
@@ -147,14 +175,15 @@ class ModelDownloader:
                 break
             except _Retry as exc:
                 last = str(exc)
-                log.warning("model %s: attempt %d/%d failed (%s); resuming", ref.label(), attempt, self.attempts, exc)
+                log.warning("model %s: attempt %d/%d failed (%s); resuming", ref.label(), attempt, self.attempts,
+                            redact(last))
                 if self._stop.wait(min(2.0 ** (attempt - 1) * 0.2, 5.0)):
                     raise DeliveryError(f"model {ref.label()}: download stopped",
                                         "the module is shutting down") from exc
         else:
-            raise DeliveryError(f"model {ref.label()}: download failed {self.attempts} times, last: {last}",
-                                "check the device's network and that model.uri is reachable; it is retried on "
-                                "the next desired-properties update")
+            log.warning("model %s: download from %s failed %d times, last: %s", ref.label(), _host(ref.uri),
+                        self.attempts, redact(last))
+            raise self._failed(ref)
         self._verify(ref, part)
         part.replace(final)
         self._touch(final.parent)
@@ -169,22 +198,9 @@ class ModelDownloader:
         headers = {"User-Agent": f"edgeinfer/{__version__}"}
         if have:
             headers["Range"] = f"bytes={have}-"
-        try:
-            resp = self._opener.open(urllib.request.Request(ref.uri, headers=headers), timeout=self.timeout_s)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:  # nothing after what we have: complete, or garbage (the hash decides)
-                return
-            if exc.code in RETRYABLE_STATUS:
-                raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
-            raise DeliveryError(f"model {ref.label()}: {ref.uri} answered HTTP {exc.code} {exc.reason}",
-                                "fix model.uri in the desired properties (the old model keeps running)") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, ssl.SSLCertVerificationError):
-                raise DeliveryError(f"model {ref.label()}: TLS verification of {urlsplit(ref.uri).netloc} failed "
-                                    f"({reason.verify_message})", "serve the model from a host with a trusted "
-                                    "certificate, or add its CA to the image (SSL_CERT_FILE)") from exc
-            raise _Retry(f"cannot reach {urlsplit(ref.uri).netloc}: {reason}") from exc
+        resp = self._open(ref, headers, have)
+        if resp is None:  # nothing after what we have: complete, or garbage (the hash decides)
+            return
         with resp:
             if resp.status == 206 and not str(resp.headers.get("Content-Range", "")).startswith(f"bytes {have}-"):
                 have = 0  # a range we did not ask for: start over
@@ -204,6 +220,44 @@ class ModelDownloader:
                     part.unlink(missing_ok=True)  # starting over: what is there frees up
                 self._ensure_space(ref, part, total - have, protect)
             self._copy(ref, resp, part, resp_mode, have, limit, total, progress)
+
+    def _open(self, ref: ModelRef, headers: dict[str, str], have: int) -> http.client.HTTPResponse | None:
+        """The response for ``ref.uri`` (redirects followed, every hop checked); None for a 416 on a resume.
+        Raises _Retry (transient) or DeliveryError (blocked, or a permanent failure: reported as "failed")."""
+        try:
+            self._outbound.check_url(ref.uri)
+            resp: http.client.HTTPResponse = self._opener.open(urllib.request.Request(ref.uri, headers=headers),
+                                                               timeout=self.timeout_s)
+            return resp
+        except Blocked as exc:
+            log.warning("model %s: download from %s blocked: %s", ref.label(), redact(ref.uri), exc)
+            raise DeliveryError(f"model {ref.label()}: download from {_host(ref.uri)} blocked: {exc.problem}",
+                                exc.fix) from exc
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code == 416 and have:
+                return None
+            if exc.code in RETRYABLE_STATUS:
+                raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
+            log.warning("model %s: %s answered HTTP %d %s", ref.label(), redact(exc.geturl() or ref.uri), exc.code,
+                        redact(str(exc.reason))[:200])
+            raise self._failed(ref) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                log.warning("model %s: TLS verification of %s failed (%s): serve the model from a host with a "
+                            "trusted certificate, or add its CA to the image (SSL_CERT_FILE)", ref.label(),
+                            _host(ref.uri), reason.verify_message)
+                raise self._failed(ref) from exc
+            raise _Retry(f"cannot reach {_host(ref.uri)}: {redact(str(reason))}") from exc
+
+    @staticmethod
+    def _failed(ref: ModelRef) -> DeliveryError:
+        """The one text every failure to get the file reports: it must not tell a closed port from a 404 or a TLS
+        refusal (the twin's writer could map the device's network); the module log says which."""
+        return DeliveryError(f"model {ref.label()}: download from {_host(ref.uri)} failed (see the module log)",
+                             "check model.uri and that the device can reach it (the old model keeps running); it "
+                             "is retried on the next desired-properties update")
 
     def _copy(self, ref: ModelRef, resp: http.client.HTTPResponse, part: Path, mode: str, have: int, limit: int,
               total: int | None, progress: Progress) -> None:

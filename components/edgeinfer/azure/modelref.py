@@ -25,8 +25,8 @@ class ModelRef(BaseModel):
 
     name: str = Field(min_length=1, max_length=256)
     version: str = Field(min_length=1, max_length=128)
-    uri: str = Field(description="https:// URL of the model package (.zip) or model file; http:// only on "
-                     "trusted networks")
+    uri: str = Field(description="https:// URL of the model package (.zip) or model file, on a host of "
+                     "remote.model_hosts (local settings); http:// only with remote.model_http")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file the URI serves")
     size: int | None = Field(default=None, ge=1, description="Expected size in bytes (checked while downloading)")
 
