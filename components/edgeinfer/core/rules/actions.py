@@ -8,15 +8,20 @@ block the pipeline.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import queue
+import ssl
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ..netguard import Blocked, Outbound, build_opener
+from ..redact import redact
 from .childproc import MAX_OUTPUT_BYTES, run_hook
 from .config import CommandAction, HookConfig, WebhookAction
 
@@ -53,17 +58,41 @@ def run_command(action: HookConfig, payload: bytes, extra_env: dict[str, str] | 
     return True, "exit 0"
 
 
-def post_webhook(action: WebhookAction, payload: bytes) -> tuple[bool, str]:
-    req = urllib.request.Request(action.url, data=payload, method="POST",
-                                 headers={"Content-Type": "application/json", **action.headers})
+WEBHOOKS = Outbound(schemes=frozenset({"http", "https"}), setting="remote.webhook_hosts")
+
+
+def post_webhook(action: WebhookAction, payload: bytes, outbound: Outbound = WEBHOOKS,
+                 ssl_context: ssl.SSLContext | None = None) -> tuple[bool, str]:
+    """POST the alert. Never to a link-local or metadata address (checked after DNS, and the connection goes to
+    the address checked); redirects are not followed. The outcome says ``HTTP <2xx>``, ``failed`` or
+    ``blocked``, nothing the receiver answered: the detail is in the log. Allow-lists are checked when the
+    config is (``remote.webhook_hosts``), not here."""
+    url = action.url
+    host = _webhook_host(url)
     try:
-        with urllib.request.urlopen(req, timeout=action.timeout_s) as resp:
+        outbound.check_url(url)
+        req = urllib.request.Request(url, data=payload, method="POST",
+                                     headers={"Content-Type": "application/json", **action.headers})
+        with build_opener(outbound, ssl_context).open(req, timeout=action.timeout_s) as resp:
             return True, f"HTTP {resp.status}"
+    except Blocked as exc:
+        log.info("webhook %s blocked: %s", redact(url), exc)
+        return False, f"POST to {host} blocked: {exc.problem}"
     except urllib.error.HTTPError as exc:
-        return False, f"POST {action.url} answered HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return False, f"POST {action.url} failed: {reason}"
+        exc.close()
+        log.info("webhook %s answered HTTP %d%s", redact(url), exc.code,
+                 " (redirects are not followed)" if 300 <= exc.code < 400 else "")
+        return False, f"POST to {host} failed"
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        log.info("webhook %s failed: %s", redact(url), redact(str(getattr(exc, "reason", exc))))
+        return False, f"POST to {host} failed"
+
+
+def _webhook_host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "the webhook"
+    except ValueError:
+        return "the webhook"
 
 
 class ActionRunner:
