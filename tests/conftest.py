@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -16,8 +20,34 @@ os.environ.setdefault("EDGEINFER_CACHE_DIR", str(ROOT / ".cache"))
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own state dir; the model cache stays shared."""
+    """Every test gets its own state dir and no local settings file (this machine's /etc/edgeinfer/local.yaml
+    never leaks in); the model cache stays shared."""
     monkeypatch.setenv("EDGEINFER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.setenv("EDGEINFER_LOCAL_CONFIG", str(tmp_path_factory.mktemp("etc") / "local.yaml"))
+
+
+LocalSettings = Callable[[dict[str, Any]], Path]
+
+
+@pytest.fixture
+def local_settings() -> LocalSettings:
+    """``write(doc)``: the device's local settings file ($EDGEINFER_LOCAL_CONFIG) becomes ``doc``."""
+
+    def write(doc: dict[str, Any]) -> Path:
+        path = Path(os.environ["EDGEINFER_LOCAL_CONFIG"])
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    return write
+
+
+def trusting_operator(tmp_root: Path) -> dict[str, Any]:
+    """Local settings that let a deployment name this test run's folders and the test servers on loopback:
+    for the tests of what adapters do with a configuration, not of what they refuse."""
+    dirs = [str(ROOT / ".cache"), str(tmp_root), tempfile.gettempdir()]
+    return {"remote": {"model_dirs": dirs, "source_dirs": dirs, "source_hosts": ["127.0.0.1", "localhost"],
+                       "webhook_hosts": ["127.0.0.1", "localhost"], "telemetry_hosts": ["127.0.0.1", "localhost"],
+                       "model_hosts": ["127.0.0.1", "localhost"], "model_http": True}}
 
 
 @pytest.fixture(scope="session")

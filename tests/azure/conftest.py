@@ -27,6 +27,7 @@ from tests.azure.broker import MOSQUITTO, Broker, start_broker
 from tests.azure.files_server import FileServer
 from tests.azure.hub import FakeHub
 from tests.azure.workload import FakeWorkload
+from tests.conftest import LocalSettings, trusting_operator
 from tests.telemetry.pki import Pki, make_pki
 
 HERE = Path(__file__).resolve().parent
@@ -34,6 +35,11 @@ SHARED_SCHEMAS = HERE.parents[2] / "shared" / "schemas" / "azure-iot-edge"
 DEVICE, MODULE, GENERATION, HUB_HOST = "cam-01", "edgeinfer", "gen-7", "test-hub.azure-devices.net"
 FILES_PORT = 8443
 
+
+
+@pytest.fixture(autouse=True)
+def _operator_allows_the_test_folders(local_settings: LocalSettings, tmp_path_factory: pytest.TempPathFactory) -> None:
+    local_settings(trusting_operator(tmp_path_factory.getbasetemp()))
 
 @pytest.fixture(scope="session")
 def schema_folder() -> Path | None:

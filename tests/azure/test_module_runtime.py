@@ -105,8 +105,10 @@ def test_direct_methods_answer_with_status_codes(edge_module: StartModule, desir
     assert m.hub.invoke("snapshot", {"max_bytes": 10})[0] == 400
     status, body = m.hub.invoke("reload", {})
     assert status == 200 and body["model"]["name"] == "blazeface-full-range"
-    status, body = m.hub.invoke("reload", {"path": "/nonexistent/model-package"})
+    status, body = m.hub.invoke("reload", {"path": str(m.state_dir / "nonexistent-package")})
     assert status == 422 and "does not exist" in body["error"]
+    status, body = m.hub.invoke("reload", {"path": "/etc"})  # a method is remote input: remote.model_dirs only
+    assert status == 400 and "reload refused: path: /etc is outside remote.model_dirs" in body["error"], body
     status, body = m.hub.invoke("reload", {"path": 42})
     assert status == 400
     status, body = m.hub.invoke("selfDestruct", {})

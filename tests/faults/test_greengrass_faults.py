@@ -10,7 +10,14 @@ from typing import Any
 
 from awsiot.greengrasscoreipc import model
 
-from ..greengrass.conftest import core, fast_config, inference_recipe, model_artifact, model_recipe
+from ..greengrass.conftest import (  # _operator_allows_the_test_folders: autouse here too
+    _operator_allows_the_test_folders,
+    core,
+    fast_config,
+    inference_recipe,
+    model_artifact,
+    model_recipe,
+)
 from ..greengrass.fake_nucleus.launcher import stop
 from ..greengrass.harness import Core
 from .packages import edited_package, wrong_strides

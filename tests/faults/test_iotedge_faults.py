@@ -9,8 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..azure.conftest import (
+from ..azure.conftest import (  # _operator_allows_the_test_folders: autouse here too
     StartModule,
+    _operator_allows_the_test_folders,
     edge_module,
     files,
     module_site,

@@ -11,6 +11,7 @@ import pytest
 from edgeinfer.cloud.aws.clients import AwsClients
 from edgeinfer.greengrass.artifacts import build_model_artifact
 from edgeinfer.greengrass.recipes import InferenceOptions, ModelPackageInfo, render_inference, render_model
+from tests.conftest import LocalSettings, trusting_operator
 
 from .fakes.greengrassv2 import FakeGreengrassV2
 from .harness import Core
@@ -19,6 +20,11 @@ VERSION = "0.1.0"
 BUCKET = "edgeinfer-test-artifacts"
 REGION = "eu-west-1"
 
+
+
+@pytest.fixture(autouse=True)
+def _operator_allows_the_test_folders(local_settings: LocalSettings, tmp_path_factory: pytest.TempPathFactory) -> None:
+    local_settings(trusting_operator(tmp_path_factory.getbasetemp()))
 
 @pytest.fixture(scope="session")
 def model_artifact(demo_pkgs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory

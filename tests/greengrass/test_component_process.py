@@ -85,8 +85,11 @@ def test_commands_threshold_snapshot_and_unknown(core: Core, inference_recipe, m
     assert len(jpeg.payload) == snap["result"]["bytes"] <= 128 * 1024
     bad = core.command(name, {"id": "x1", "command": "format_disk"})
     assert not bad["ok"] and "invalid command" in bad["error"]
-    reload_bad = core.command(name, {"id": "r1", "command": "reload_model", "args": {"path": "/nope/model.onnx"}})
+    missing = str(demo_media[0].parent / "nope" / "model.onnx")  # where the local settings let a command point
+    reload_bad = core.command(name, {"id": "r1", "command": "reload_model", "args": {"path": missing}})
     assert not reload_bad["ok"] and "model not changed" in reload_bad["error"]
+    outside = core.command(name, {"id": "r2", "command": "reload_model", "args": {"path": "/etc/passwd"}})
+    assert not outside["ok"] and "reload refused: path: /etc/passwd is outside remote.model_dirs" in outside["error"]
 
 
 def test_update_deferred_during_model_warmup(core: Core, inference_recipe, model_recipe, model_artifact,

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 
-from ..core import redact
+from ..core import redact, remote
 from ..core.config import state_dir
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
@@ -41,11 +41,13 @@ def main() -> int:
         device_id, module_id = edge_identity()
         client = create_module_client()
         max_bytes = int(os.environ.get("EDGEINFER_MODEL_MAX_BYTES", DEFAULT_MAX_BYTES))
+        local = remote.load_local()  # a settings file that exists but is bad stops the start: never looser rules
     except (EdgeInferError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     root = state_dir()
-    runtime = ModuleRuntime(client, device_id, root, ModelDownloader(root / "azure" / "models", max_bytes, stop=stop))
+    downloader = ModelDownloader(root / "azure" / "models", max_bytes, stop=stop, policy=remote.policy_of(local))
+    runtime = ModuleRuntime(client, device_id, root, downloader, local=local)
     log.info("edgeinfer module %s on device %s starting (state in %s)", module_id, device_id, root)
     attempt = 0
     while not stop.is_set():

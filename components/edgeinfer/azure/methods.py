@@ -17,7 +17,9 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from ..core.config import EdgeInferConfig
 from ..core.errors import ConfigError, EdgeInferError, ModelError
+from ..core.remote import check_reload_path
 from .limits import METHOD_PAYLOAD_MAX_BYTES, json_size
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,9 @@ SNAPSHOT_MAX_BYTES = 96 * 1024  # base64 JPEG inside the 128 KB method response
 
 
 class Service(Protocol):
+    @property
+    def config(self) -> EdgeInferConfig: ...
+
     def reload_model(self, path: str | None = None) -> dict[str, Any]: ...
 
     def snapshot(self) -> bytes: ...
@@ -122,6 +127,7 @@ class MethodHandlers:
         path = _object(payload).get("path")
         if path is not None and not isinstance(path, str):
             raise BadRequest("path must be a string (a model package folder, .zip or model file on the device)")
+        check_reload_path(path, service.config.remote)  # a method is remote input: only under remote.model_dirs
         model = service.reload_model(path)
         self._on_change()
         return MethodResult(200, {"model": model})

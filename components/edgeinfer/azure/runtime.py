@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import config as cfgmod
+from ..core import remote
 from ..core.errors import ConfigError, EdgeInferError
 from ..core.session import RunSession
 from .client import ModuleClient
@@ -40,11 +41,16 @@ def _default_factory(config: cfgmod.EdgeInferConfig, transport: ModuleOutputTran
 class ModuleRuntime:
     def __init__(self, client: ModuleClient, device_id: str, state_dir: Path,
                  downloader: ModelDownloader | None = None, service_factory: ServiceFactory = _default_factory,
-                 drain_timeout_s: float | None = None) -> None:
+                 drain_timeout_s: float | None = None, local: dict[str, Any] | None = None) -> None:
         self._client = client
         self._device_id = device_id
+        # the local operator's settings under every desired document (core/remote.py): the twin is remote input
+        # (None: read the local settings file)
+        local = remote.load_local() if local is None else local
+        self._base = cfgmod.deep_merge(local, {"device_id": device_id})
         self._stop = threading.Event()
-        self._downloader = downloader or ModelDownloader(state_dir / "azure" / "models", stop=self._stop)
+        self._downloader = downloader or ModelDownloader(state_dir / "azure" / "models", stop=self._stop,
+                                                         policy=remote.policy_of(local))
         self._factory = service_factory
         self._drain_timeout_s = drain_timeout_s
         self._last_good = LastGood(state_dir / "azure" / "last-good.json")
@@ -224,10 +230,11 @@ class ModuleRuntime:
     def _resolve(self, desired: Desired) -> tuple[cfgmod.EdgeInferConfig, Active | None]:
         """The config a desired document means, with the model it names downloaded. Raises, changes nothing."""
         ref, rest = split_model(desired.doc)
-        rest["device_id"] = self._device_id
-        config = cfgmod.validate(rest, f"desired properties version {desired.version}")  # before any download
+        config = remote.resolve(rest, self._base, f"desired properties version {desired.version}")  # before download
         if ref is not None and config.model.path:
             raise ConfigError("the desired model has both a path and a uri", "give model.path or model.uri, not both")
+        if ref is not None and (problem := remote.check_model_uri(ref.uri, config.remote)):
+            raise remote.refuse([f"model.uri: {problem}"], f"desired properties version {desired.version}")
         if ref is None:
             if not config.model.path:
                 raise NoModelError("no model configured", "set model.name, model.version, model.uri and "

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ..core import config as cfgmod
-from ..core import redact
+from ..core import redact, remote
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
@@ -24,8 +24,10 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def build_config(config_file: str | None, overrides: dict[str, Any]) -> cfgmod.EdgeInferConfig:
-    """defaults <- config file <- flags (flags given as a nested dict of the values actually passed)."""
-    data = cfgmod.load_file(config_file) if config_file else {}
+    """defaults <- local settings <- config file <- flags (flags given as a nested dict of the values passed).
+
+    All of them are the local operator's, so every key may be set (core/remote.py checks only remote input)."""
+    data = cfgmod.deep_merge(remote.load_local(), cfgmod.load_file(config_file) if config_file else {})
     return cfgmod.validate(cfgmod.deep_merge(data, prune(overrides)),
                            f"config {config_file}" if config_file else "options")
 

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from ..core import redact
+from ..core import redact, remote
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
 from ..core.signals import StopSignals
@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             log.error("lost the IPC connection to the nucleus: %s", reason or "closed")
             stop.set()
 
+    try:  # the local operator's settings: a file that exists but is bad stops the start (never looser rules)
+        local = remote.load_local()
+    except EdgeInferError as exc:
+        log.error("%s", exc)
+        return 1
     StopSignals(stop).__enter__()  # for the life of the process: a second signal exits at once
     from .app import ComponentApp
     from .ipc import connect_v2
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeInferError as exc:
         log.error("%s", exc)
         return 2
-    app = ComponentApp(ipc, args.thing, args.model, metrics_interval_s=args.metrics_interval)
+    app = ComponentApp(ipc, args.thing, args.model, metrics_interval_s=args.metrics_interval, local=local)
     try:
         app.start()
     except EdgeInferError as exc:

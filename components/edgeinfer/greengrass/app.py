@@ -17,6 +17,7 @@ from typing import Any
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from awsiot.greengrasscoreipc.model import ReportedLifecycleState
 
+from ..core import remote
 from ..core.errors import EdgeInferError
 from ..core.session import RunSession
 from .commands import CommandHandler
@@ -34,10 +35,12 @@ ServiceFactory = Callable[..., RunSession]
 
 class ComponentApp:
     def __init__(self, ipc: GreengrassCoreIPCClientV2, thing: str, model_path: str | None,
-                 service_factory: ServiceFactory = RunSession, metrics_interval_s: float = 60.0) -> None:
+                 service_factory: ServiceFactory = RunSession, metrics_interval_s: float = 60.0,
+                 local: dict[str, Any] | None = None) -> None:
         self.ipc = ipc
         self.thing = thing
-        self.config = ComponentConfig(ipc, model_path, thing)
+        # the local operator's settings under every configuration (None: read the local settings file)
+        self.config = ComponentConfig(ipc, model_path, thing, local=remote.load_local() if local is None else local)
         self.connection = IotCoreConnection(ipc)
         self._factory = service_factory
         self._metrics_interval_s = metrics_interval_s
@@ -73,7 +76,7 @@ class ComponentApp:
             raise EdgeInferError(f"component failed to start: {error_text(exc)}", "see the component log") from exc
         self.config.last_good.save(raw)
         service = self.service
-        self.config.watch(service.replace_config, raw)
+        self.config.watch(service.apply, raw)
         commands = CommandHandler(self.ipc, service, self.thing)
         commands.subscribe()
         gate = UpdateGate(self.ipc, service)

@@ -20,8 +20,9 @@ from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from awsiot.greengrasscoreipc.model import QOS, IoTCoreMessage, PayloadFormat, UserProperty
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..core.config import one_line
+from ..core.config import EdgeInferConfig, one_line
 from ..core.errors import EdgeInferError
+from ..core.remote import check_reload_path
 from ..core.telemetry.limits import MAX_PAYLOAD_BYTES
 from . import topics
 from .ipc import error_text
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class Service(Protocol):
+    @property
+    def config(self) -> EdgeInferConfig: ...
     def reload_model(self, path: str | None = None) -> dict[str, Any]: ...
     def set_threshold(self, value: float) -> None: ...
     def snapshot(self) -> bytes: ...
@@ -109,7 +112,9 @@ class CommandHandler:
 
     def _run(self, cmd: Command) -> Any:
         if cmd.command == "reload_model":
-            return self._service.reload_model(ReloadArgs.model_validate(cmd.args).path)
+            path = ReloadArgs.model_validate(cmd.args).path
+            check_reload_path(path, self._service.config.remote)  # a command is remote input
+            return self._service.reload_model(path)
         if cmd.command == "set_threshold":
             value = ThresholdArgs.model_validate(cmd.args).value
             self._service.set_threshold(value)

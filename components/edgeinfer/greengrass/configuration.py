@@ -13,6 +13,10 @@
 
 ``model.path`` unset in the configuration means "the model component this recipe depends on":
 the path the Run lifecycle passes with ``--model``.
+
+The configuration is remote input: it is resolved over the device's local settings (core/remote.py), so a
+deployment cannot name a hook's program, a folder to write, a ``file:`` transport, or a host or folder the local
+settings' ``remote:`` lists do not allow; such a deployment is REJECTED with the first key it tried.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from awsiot.greengrasscoreipc.model import (
 )
 
 from ..core import config as cfgmod
+from ..core import remote
 from ..core.config import EdgeInferConfig
 from ..core.errors import ConfigError, EdgeInferError
 from ..core.preflight import preflight
@@ -46,8 +51,9 @@ NUCLEUS_KEYS = ("accessControl",)
 
 class ComponentConfig:
     def __init__(self, ipc: GreengrassCoreIPCClientV2, default_model: str | None, device_id: str,
-                 last_good: Path | None = None) -> None:
+                 last_good: Path | None = None, local: dict[str, Any] | None = None) -> None:
         self._ipc = ipc
+        self._local = copy.deepcopy(local or {})  # the local operator's settings (core/remote.py load_local)
         self.last_good = LastGoodConfig(last_good or cfgmod.state_dir() / "greengrass" / "last-good.json")
         self.running: Callable[[], EdgeInferConfig | None] = lambda: None
         self._default_model = default_model
@@ -62,16 +68,23 @@ class ComponentConfig:
 
     # -- reading and validating -------------------------------------------------------------------
     def document(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """The config document edgeinfer validates: nucleus keys removed, model path and device filled in."""
+        """The deployment's part of the config: the nucleus keys removed (a model path left unset means the
+        recipe's model, which ``base`` holds)."""
         doc = {k: copy.deepcopy(v) for k, v in raw.items() if k not in NUCLEUS_KEYS}
-        model = doc.setdefault("model", {})
-        if isinstance(model, dict) and not model.get("path") and self._default_model:
-            model["path"] = self._default_model
-        doc.setdefault("device_id", self._device_id)
+        model = doc.get("model")
+        if isinstance(model, dict) and not model.get("path"):
+            model.pop("path", None)
+        return doc
+
+    def base(self) -> dict[str, Any]:
+        """What the device sets: the local settings, the thing name and the model the recipe passes."""
+        doc = cfgmod.deep_merge(self._local, {"device_id": self._device_id})
+        if self._default_model and not (doc.get("model") or {}).get("path"):
+            doc = cfgmod.deep_merge(doc, {"model": {"path": self._default_model}})
         return doc
 
     def validate(self, raw: dict[str, Any], what: str = "component configuration") -> EdgeInferConfig:
-        cfg = cfgmod.validate(self.document(raw), what)
+        cfg = remote.resolve(self.document(raw), self.base(), what)
         path = cfg.model.path
         if path and not Path(path).expanduser().exists():
             raise ConfigError(f"{what}: model.path {path} does not exist on this device",
@@ -82,8 +95,8 @@ class ComponentConfig:
         return dict(self._ipc.get_configuration(key_path=[]).value or {})
 
     # -- watching ---------------------------------------------------------------------------------
-    def watch(self, apply: Callable[[dict[str, Any]], EdgeInferConfig], started_with: dict[str, Any]) -> None:
-        """Validate proposed configurations and apply changed ones with ``apply(document)``.
+    def watch(self, apply: Callable[[EdgeInferConfig], EdgeInferConfig], started_with: dict[str, Any]) -> None:
+        """Validate proposed configurations and apply changed ones with ``apply(config)``.
 
         ``started_with``: the configuration the service started from; a change that landed before the
         subscriptions existed is picked up at once."""
@@ -120,7 +133,7 @@ class ComponentConfig:
     def _on_update(self, event: ConfigurationUpdateEvents) -> None:
         self._dirty.set()
 
-    def _apply_loop(self, apply: Callable[[dict[str, Any]], EdgeInferConfig]) -> None:
+    def _apply_loop(self, apply: Callable[[EdgeInferConfig], EdgeInferConfig]) -> None:
         while not self._stop.is_set():
             self._dirty.wait()
             if self._stop.is_set():
@@ -129,7 +142,7 @@ class ComponentConfig:
             try:
                 with self.lock:
                     raw = self.read()
-                    apply(self.document(raw))
+                    apply(self.validate(raw, "configuration update"))
                 self.applied += 1
                 self.last_good.save(raw)
             except EdgeInferError as exc:  # accepted by validation but failed to apply (e.g. model load)

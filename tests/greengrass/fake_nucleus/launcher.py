@@ -122,7 +122,9 @@ def launch(nucleus: FakeNucleus, layout: Layout, recipe: dict[str, Any], version
     lifecycle = select_manifest(recipe)["Lifecycle"]
     work = layout.work(name)
     work.mkdir(parents=True, exist_ok=True)
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    # EDGEINFER_LOCAL_CONFIG: the device's local settings file (on a real core /etc/edgeinfer/local.yaml, which a
+    # test cannot write); the test's own stands in for it
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR", "EDGEINFER_LOCAL_CONFIG") if k in os.environ}
     env.update({k: interp(str(v)) for k, v in (lifecycle.get("Setenv") or {}).items()})
     env.update(nucleus.environment(name))
     log = log_path.open("ab")
