@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .. import __version__
 from ..cloud.aws.clients import AwsClients
 from ..core.config import load_file
+from ..core.modelpkg.signing import Signer
 from .common import console, setup_logging
 
 ClientsFactory = Callable[[str | None, str | None], AwsClients]
@@ -29,6 +31,27 @@ def boto3_clients(region: str | None, profile: str | None) -> AwsClients:
 
         raise EdgeInferError("the AWS commands need boto3", "pip install 'edgeinfer[aws-cloud]'") from exc
     return AwsClients.from_session(boto3.Session(region_name=region, profile_name=profile))
+
+
+SignKeyOpt = Annotated[Path | None, typer.Option(help="Sign the package with this private key (PEM from "
+                                                   "`edgeinfer model keygen`)")]
+KmsKeyOpt = Annotated[str | None, typer.Option(help="Sign the package with this AWS KMS key (id, ARN or alias; "
+                                               "ECC_NIST_P256, SIGN_VERIFY)")]
+
+
+def package_signer(clients: Callable[[], AwsClients], sign_key: Path | None, kms_key: str | None) -> Signer | None:
+    """The signer --sign-key or --kms-key names (not both), or None."""
+    if sign_key is not None and kms_key is not None:
+        raise typer.BadParameter("give --sign-key or --kms-key, not both", param_hint="--kms-key")
+    if sign_key is not None:
+        from ..core.modelpkg.signing import LocalSigner, load_private_key
+
+        return LocalSigner(load_private_key(sign_key))
+    if kms_key is not None:
+        from ..cloud.aws.kms import KmsSigner
+
+        return KmsSigner(clients().kms, kms_key)
+    return None
 
 
 def _ledger_lines(created: list[str], reused: list[str]) -> None:
@@ -61,14 +84,17 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
                  = "PendingManualApproval",
                  image: Annotated[str | None, typer.Option(help="Inference image URI, if your account requires "
                                                            "one in model packages (devices ignore it)")] = None,
+                 sign_key: SignKeyOpt = None, kms_key: KmsKeyOpt = None,
                  ) -> None:
         """Upload a model package (content-addressed model.tar.gz) and create a registry version."""
         from ..cloud.aws.ledger import Ledger
         from ..cloud.aws.registry import register as do_register
 
         ledger = Ledger()
-        entry = do_register(clients(ctx), package, group, bucket, approval, image=image, ledger=ledger)
-        console.print(f"[green]registered[/] {group} v{entry.version} ({entry.status})")
+        signer = package_signer(lambda: clients(ctx), sign_key, kms_key)
+        entry = do_register(clients(ctx), package, group, bucket, approval, image=image, ledger=ledger, signer=signer)
+        signed = f", signed by key {signer.key_id[:16]}…" if signer is not None else ""
+        console.print(f"[green]registered[/] {group} v{entry.version} ({entry.status}{signed})", soft_wrap=True)
         _ledger_lines(ledger.created, ledger.reused)
 
     @app.command()
@@ -95,18 +121,35 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
                 model_only: Annotated[bool, typer.Option(help="Create the model component only")] = False,
                 platform: Annotated[list[str] | None, typer.Option(help="Only these platforms in a new inference "
                                                                    "version (repeat; default all)")] = None,
+                sign_key: SignKeyOpt = None, kms_key: KmsKeyOpt = None,
                 ) -> None:
-        """Registry version -> model component (and, when needed, the inference component)."""
+        """Registry version -> model component (and, when needed, the inference component). With --sign-key or
+        --kms-key the model component's package is signed as published (its version is the component's)."""
         from ..cloud.aws.publish import publish as do_publish
         from ..greengrass.recipes.platforms import select
 
+        signer = package_signer(lambda: clients(ctx), sign_key, kms_key)
         with console.status("publishing") as status:
             out = do_publish(clients(ctx), group, bucket, version, inference_version, not model_only, runtime_dir,
-                             select(platform), progress=lambda msg: status.update(msg))
+                             select(platform), progress=lambda msg: status.update(msg), signer=signer)
         console.print(f"[green]published[/] {group} v{out.registry.version} as {out.model_component} "
                       f"{out.model_version}" + (f"; {out.inference_component} {out.inference_version}"
-                                                if out.inference_component else ""))
+                                                if out.inference_component else "")
+                      + (f" (signed by key {out.signed_by[:16]}…)" if out.signed_by else " (unsigned)"),
+                      soft_wrap=True)
         _ledger_lines(out.ledger.created, out.ledger.reused)
+
+    @app.command("export-key")
+    def export_key(ctx: typer.Context,
+                   kms_key: Annotated[str, typer.Option(help="KMS key (id, ARN or alias) that signs packages")],
+                   out: Annotated[Path, typer.Option(help="PEM file to write: list it in the device's trust.keys")],
+                   ) -> None:
+        """Write a KMS signing key's public key as PEM, for devices' trust.keys and `model verify --trust`."""
+        from ..cloud.aws.kms import export_public_key
+
+        path, kid = export_public_key(clients(ctx).kms, kms_key, out)
+        console.print(f"public key of {escape(kms_key)} written to [bold]{escape(str(path))}[/] (key id {kid})",
+                      soft_wrap=True, highlight=False)
 
     @app.command()
     def deploy(ctx: typer.Context, target: Annotated[str, typer.Argument(help="Thing group or thing name")],

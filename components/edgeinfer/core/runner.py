@@ -10,6 +10,9 @@ from pathlib import Path
 
 from .config import EdgeInferConfig, cache_dir
 from .model import LoadedModel, load_model, resolve_package
+from .modelpkg.keys import KeySource, key_provider
+from .modelpkg.manifest import Manifest
+from .modelpkg.trust import check_package, refuse_bare
 from .sinks.base import RunContext
 from .sources import ChainSource, Source, open_source
 from .tuning import tune_threads
@@ -43,14 +46,25 @@ def context_for(config: EdgeInferConfig, model: LoadedModel) -> RunContext:
                       backend=model.backend.info)
 
 
-def load_configured(config: EdgeInferConfig, progress: Progress = noop) -> tuple[LoadedModel, dict[str, float]]:
-    """The model ``config`` names (the demo model when none): sha256-verified, loaded, warmed up, threads tuned.
+def load_configured(config: EdgeInferConfig, progress: Progress = noop, running: Manifest | None = None,
+                    key_source: KeySource | None = None) -> tuple[LoadedModel, dict[str, float]]:
+    """The model ``config`` names (the demo model when none): sha256-verified, trusted (``trust.keys``: signed,
+    not older than ``running`` or the newest activated), loaded, warmed up, threads tuned. Nothing is loaded
+    into a backend before it is trusted. An encrypted package is decrypted in memory with the key
+    ``trust.decryption`` names (``key_source``: the adapter's secret store, for the sources only it can reach).
 
     Returns the model and how long resolving, loading and warming up took (ms)."""
     t0 = time.perf_counter()
-    package = resolve_package(config.model.path or str(demo_model_path(progress)), config.model.task)
+    path = config.model.path
+    if path:
+        refuse_bare(path, config.trust)
+        package = resolve_package(path, config.model.task)
+        check_package(package, config.trust, running, config.resolved_state_dir())
+    else:  # the embedded demo model is code: trusted as the code is
+        package = resolve_package(str(demo_model_path(progress)))
     t1 = time.perf_counter()
-    model = load_model(package, config.backend, config.model.score_threshold, config.pipeline.max_batch)
+    keys = key_provider(config.trust.decryption, key_source)  # asked for only when the package is encrypted
+    model = load_model(package, config.backend, config.model.score_threshold, config.pipeline.max_batch, keys)
     try:
         t2 = time.perf_counter()
         model.warmup(config.model.warmup_runs)

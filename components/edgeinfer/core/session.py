@@ -31,6 +31,8 @@ from .annotate import annotate
 from .config import EdgeInferConfig
 from .errors import ConfigError, EdgeInferError, ModelError
 from .model import LoadedModel
+from .modelpkg.keys import KeySource
+from .modelpkg.trust import record_activated
 from .pipeline import Pipeline
 from .redact import redact, redact_any
 from .runner import Progress, context_for, noop
@@ -121,8 +123,10 @@ class _Runner(threading.Thread):
 
 class RunSession:
     def __init__(self, config: EdgeInferConfig, transport: Any | None = None, extra_sinks: list[Sink] | None = None,
-                 progress: Progress = noop, restart_backoff_s: tuple[float, float] = RESTART_BACKOFF_S) -> None:
+                 progress: Progress = noop, restart_backoff_s: tuple[float, float] = RESTART_BACKOFF_S,
+                 key_source: KeySource | None = None) -> None:
         self.config = config
+        self._keys = key_source  # the adapter's store for model decryption keys (Greengrass secrets, IoT Edge HSM)
         self._injected = transport  # an adapter's transport (IPC, module outputs) outlives telemetry rebuilds
         self._extra_sinks = list(extra_sinks or [])
         self._progress = progress
@@ -154,7 +158,7 @@ class RunSession:
 
     def _start(self) -> None:
         try:
-            staged = stage(self.config, None, self._injected, self._progress)
+            staged = stage(self.config, None, self._injected, self._progress, key_source=self._keys)
         except EdgeInferError as exc:
             self.last_error = self._start_error = str(exc)
             raise
@@ -176,6 +180,7 @@ class RunSession:
             raise
         self._parts, self._start_error = parts, None
         self._start_runner(parts)
+        self._activated(parts.config, parts.model)
 
     def stop(self, drain_timeout_s: float | None = None, extra_summary: dict[str, Any] | None = None) -> int:
         """Stop the run; deliver telemetry for up to ``drain_timeout_s``; return the events left in the outbox.
@@ -231,7 +236,7 @@ class RunSession:
             old = current.config
             self._swapping.set()
             try:
-                staged = stage(new, current, self._injected, self._progress)
+                staged = stage(new, current, self._injected, self._progress, key_source=self._keys)
             except EdgeInferError as exc:
                 self.last_error = str(exc)
                 raise
@@ -242,6 +247,7 @@ class RunSession:
             except BaseException:
                 staged.discard()
                 raise
+            self._activated(new, staged.model)
             if new.log_level != old.log_level:
                 logging.getLogger("edgeinfer").setLevel(new.log_level)
             self.config = new
@@ -302,11 +308,13 @@ class RunSession:
             if self._parts is None:
                 raise EdgeInferError("nothing is running", "start the run first")
             try:
-                staged = stage(new_cfg, self._parts, self._injected, self._progress, reload_model=True)
+                staged = stage(new_cfg, self._parts, self._injected, self._progress, reload_model=True,
+                               key_source=self._keys)
             except EdgeInferError as exc:
                 self.last_error = str(exc)
                 raise ModelError(f"model not changed: {exc.problem}", exc.fix) from exc
             self._commit(self._parts, staged)
+            self._activated(new_cfg, staged.model)
             self.config = new_cfg
             return self.status()["model"]
 
@@ -317,6 +325,12 @@ class RunSession:
     def _set_threshold(model: LoadedModel, value: float | None) -> None:
         base = model.package.manifest.decoder
         model.decoder = base.with_threshold(value) if value is not None else base
+
+    @staticmethod
+    def _activated(cfg: EdgeInferConfig, model: LoadedModel | None) -> None:
+        """Replay protection: a newly activated signed package raises the floor, also across restarts."""
+        if model is not None and cfg.model.path:
+            record_activated(model.package, cfg.trust, cfg.resolved_state_dir())
 
     @staticmethod
     def _log_model(model: LoadedModel) -> None:

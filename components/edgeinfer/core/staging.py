@@ -14,6 +14,7 @@ from typing import Any
 from .config import EdgeInferConfig
 from .errors import EdgeInferError
 from .model import LoadedModel
+from .modelpkg.keys import KeySource
 from .paths import ensure_dir, private_dir
 from .runner import Progress, demo_source, load_configured, noop
 from .sinks.base import Sink
@@ -28,7 +29,7 @@ TELEMETRY_SECTIONS = ("telemetry", "rules", "hooks", "device_id", "state_dir")
 
 def model_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
     return (any(getattr(new.model, k) != getattr(old.model, k) for k in MODEL_KEYS) or new.backend != old.backend
-            or new.pipeline.max_batch != old.pipeline.max_batch)
+            or new.pipeline.max_batch != old.pipeline.max_batch or new.trust != old.trust)
 
 
 def telemetry_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
@@ -106,7 +107,7 @@ def stage_telemetry(st: Staged, injected_transport: Any | None) -> Staged:
 
 
 def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any | None = None,
-          progress: Progress = noop, reload_model: bool = False) -> Staged:
+          progress: Progress = noop, reload_model: bool = False, key_source: KeySource | None = None) -> Staged:
     """Build what ``new`` needs that ``current`` does not already run (and the model again when
     ``reload_model``). Raises EdgeInferError and changes nothing when a piece cannot be built."""
     old = current.config if current is not None else None
@@ -119,7 +120,8 @@ def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any |
         if old is None or telemetry_differs(old, new):
             stage_telemetry(st, injected_transport)
         if old is None or reload_model or model_differs(old, new):
-            st.model, st.timings = load_configured(new, progress)  # loaded, warmed up, decoded: the gate
+            running = current.model.package.manifest if current is not None else None  # replay protection
+            st.model, st.timings = load_configured(new, progress, running, key_source)  # trusted, loaded: the gate
         if old is None or new.source != old.source:
             s = new.source
             # at start a camera that is not there yet is waited for; an update to a new one must open now

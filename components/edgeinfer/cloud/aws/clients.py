@@ -34,6 +34,7 @@ class AwsClients:
     sts: Any
     greengrass: GreengrassV2Api
     region: str
+    kms: Any = None  # signing model packages with --kms-key
 
     @classmethod
     def from_session(cls, session: Any) -> AwsClients:
@@ -44,7 +45,8 @@ class AwsClients:
 
             raise AwsError("no AWS region configured", "pass --region or set AWS_REGION / a profile region")
         return cls(s3=session.client("s3"), sagemaker=session.client("sagemaker"), iot=session.client("iot"),
-                   sts=session.client("sts"), greengrass=session.client("greengrassv2"), region=region)
+                   sts=session.client("sts"), greengrass=session.client("greengrassv2"), region=region,
+                   kms=session.client("kms"))
 
     def account(self) -> str:
         return str(self.sts.get_caller_identity()["Account"])

@@ -1,7 +1,8 @@
 """``edgeinfer aws publish``: the newest Approved registry version (or a given one) -> Greengrass.
 
 1. find the registry version (Approved), download its tar.gz, check its sha256;
-2. repackage: verify the package, version it ``N.0.0``, ZIP it (reproducibly);
+2. repackage: verify the package, version it ``N.0.0``, sign it (a key file or KMS, when given: the
+   signature covers the version devices compare), ZIP it (reproducibly);
 3. upload the ZIP under a content-addressed key; create ``com.edgeinfer.Model.<group>`` N.0.0;
 4. when needed, create the inference component version that depends on it (rendered from the one
    template). With ``--runtime-dir`` its runtime bundles (``edgeinfer greengrass bundle``) are checked
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ... import __version__
+from ...core.modelpkg.signing import Signer
 from ...greengrass import INFERENCE_COMPONENT, model_component_name
 from ...greengrass.bundle import runtime_digests
 from ...greengrass.recipes import InferenceOptions, model_artifact_key, render_inference, render_model
@@ -44,6 +46,7 @@ class Published:
     inference_component: str | None
     inference_version: str | None
     ledger: Ledger = field(default_factory=Ledger)
+    signed_by: str | None = None  # the key id that signed the model component's package
 
 
 def _check_existing_inference(recipe: dict, model_component: str, model_version: str) -> None:
@@ -62,8 +65,8 @@ def _check_existing_inference(recipe: dict, model_component: str, model_version:
 def publish(clients: AwsClients, group: str, bucket: str, version: int | None = None,
             inference_version: str = __version__, inference: bool = True, runtime_dir: Path | None = None,
             platforms: tuple[Platform, ...] = PLATFORMS, model_range: str = ">=1.0.0",
-            inference_name: str = INFERENCE_COMPONENT, progress: Callable[[str], None] = lambda _: None
-            ) -> Published:
+            inference_name: str = INFERENCE_COMPONENT, progress: Callable[[str], None] = lambda _: None,
+            signer: Signer | None = None) -> Published:
     ledger = Ledger()
     entry = find(clients, group, version)
     if not entry.data_url:
@@ -74,12 +77,13 @@ def publish(clients: AwsClients, group: str, bucket: str, version: int | None = 
         work = Path(tmp)
         progress(f"downloading {group} v{entry.version} from {entry.data_url}")
         tarball = download(clients.s3, entry.data_url, work / "model.tar.gz")
-        zip_path, info = repackage(tarball, entry, work)
+        zip_path, info = repackage(tarball, entry, work, signer)
         stored = put_immutable(clients.s3, bucket, model_artifact_key(group, info.zip_sha256), zip_path)
         (ledger.add if stored.created else ledger.reuse)(f"artifact {stored.uri}")
         mrecipe = render_model(group, info.version, bucket, info)
         create_component(clients, mrecipe, ledger, account)
-        result = Published(entry, mrecipe["ComponentName"], info.version, None, None, ledger)
+        result = Published(entry, mrecipe["ComponentName"], info.version, None, None, ledger,
+                           signer.key_id if signer is not None else None)
         if not inference:
             return result
         arn = component_arn(clients.region, account, inference_name, inference_version)

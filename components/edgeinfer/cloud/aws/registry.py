@@ -10,6 +10,7 @@ work too when they carry at least ``edgeinfer:task`` (and ideally ``edgeinfer:sh
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ...core.modelpkg import load_package, sha256_file
+from ...core.modelpkg.signing import Signer, sign_package
 from .archives import make_tarball
 from .clients import AwsClients
 from .errors import RegistryError, is_not_found
@@ -60,16 +62,22 @@ def ensure_group(sm: Any, group: str, ledger: Ledger) -> None:
 
 
 def register(clients: AwsClients, package: Path, group: str, bucket: str, approval: str = "PendingManualApproval",
-             description: str | None = None, image: str | None = None, ledger: Ledger | None = None
-             ) -> RegistryPackage:
-    """Verify the package, upload it as model.tar.gz (content-addressed) and create a registry version."""
+             description: str | None = None, image: str | None = None, ledger: Ledger | None = None,
+             signer: Signer | None = None) -> RegistryPackage:
+    """Verify the package, upload it as model.tar.gz (content-addressed) and create a registry version. With
+    ``signer`` a copy of the package is signed first (the given folder or zip is not changed)."""
     if approval not in STATUSES:
         raise RegistryError(f"unknown approval status {approval!r}", f"use one of {', '.join(STATUSES)}")
     ledger = ledger or Ledger()
     pkg = load_package(package, verify=True)  # never register bytes that disagree with their manifest
     m = pkg.manifest
     with tempfile.TemporaryDirectory(prefix="edgeinfer-register-") as tmp, reported(ledger, "register"):
-        tarball = make_tarball(pkg.root, Path(tmp) / "model.tar.gz")
+        root = pkg.root
+        if signer is not None:
+            root = Path(tmp) / "package"
+            shutil.copytree(pkg.root, root)
+            sign_package(root, signer)
+        tarball = make_tarball(root, Path(tmp) / "model.tar.gz")
         stored = put_immutable(clients.s3, bucket, registry_key(group, sha256_file(tarball)), tarball,
                                "application/gzip")
         (ledger.add if stored.created else ledger.reuse)(f"artifact {stored.uri}")
@@ -78,7 +86,8 @@ def register(clients: AwsClients, package: Path, group: str, bucket: str, approv
         if image:
             container["Image"] = image
         metadata = {"sha256": stored.sha256, "model_sha256": pkg.model_sha256, "format": m.format, "task": m.task,
-                    "name": m.name, "version": m.version}
+                    "name": m.name, "version": m.version,
+                    **({"signed_by": signer.key_id} if signer is not None else {})}
         arn = clients.sagemaker.create_model_package(
             ModelPackageGroupName=group, ModelApprovalStatus=approval,
             ModelPackageDescription=description or f"{m.name} {m.version} ({m.task}, {m.format}) via edgeinfer",

@@ -9,6 +9,7 @@ original version stays in the manifest's ``source``.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -16,11 +17,14 @@ from ...core.errors import ModelError
 from ...core.modelpkg import load_package, sha256_file
 from ...core.modelpkg.manifest import FORMAT_BY_SUFFIX
 from ...core.modelpkg.package import MANIFEST_NAME, write_manifest
+from ...core.modelpkg.signing import SIGNATURE_NAME, Signer, sign_package
 from ...greengrass.artifacts import package_info, zip_package
 from ...greengrass.recipes.info import ModelPackageInfo
 from .archives import extract_tarball
 from .errors import ArtifactError, RegistryError
 from .registry import RegistryPackage
+
+log = logging.getLogger(__name__)
 
 
 def component_version(pkg: RegistryPackage) -> str:
@@ -61,8 +65,11 @@ def _import_bare(unpacked: Path, entry: RegistryPackage, out: Path) -> Path:
                         source={"registry_arn": entry.arn})
 
 
-def repackage(tarball: Path, entry: RegistryPackage, work: Path) -> tuple[Path, ModelPackageInfo]:
-    """Check, unpack, verify, re-version and zip. Returns (model.zip, what its recipe records)."""
+def repackage(tarball: Path, entry: RegistryPackage, work: Path, signer: Signer | None = None
+              ) -> tuple[Path, ModelPackageInfo]:
+    """Check, unpack, verify, re-version, sign (with ``signer``) and zip. Returns (model.zip, what its recipe
+    records). Re-versioning changes the manifest, so a signature made at registration no longer covers it:
+    without ``signer`` it is dropped (a device that trusts keys refuses the unsigned package, as it should)."""
     check_tarball(tarball, entry)
     unpacked = extract_tarball(tarball, work / "unpacked")
     root = _package_root(unpacked) or _import_bare(unpacked, entry, work / "imported")
@@ -82,6 +89,12 @@ def repackage(tarball: Path, entry: RegistryPackage, work: Path) -> tuple[Path, 
         **pkg.manifest.source, "registry_arn": entry.arn, "registry_version": str(entry.version),
         "package_version": pkg.manifest.version}})
     write_manifest(manifest, staged)
+    if signer is not None:
+        sign_package(staged, signer)  # over the manifest as published: the version devices compare
+    elif (staged / SIGNATURE_NAME).exists():
+        (staged / SIGNATURE_NAME).unlink()
+        log.warning("%s v%s: its registered signature does not cover the re-versioned manifest (%s); published "
+                    "unsigned: pass --sign-key or --kms-key to sign it", entry.group, entry.version, version)
     final = load_package(staged, verify=True)
     zip_path = zip_package(staged, work / "model.zip")
     info = package_info(final, zip_path, registry_arn=entry.arn, registry_version=entry.version)

@@ -1,9 +1,17 @@
-"""Signed model packages: Ed25519 over the canonical manifest, and replay protection.
+"""Signed model packages: a signature over the canonical manifest, and replay protection.
 
 The signature covers the manifest's *data* (which lists every file's sha256, the name and the version),
 serialised canonically: JSON with sorted keys, no whitespace, UTF-8. Reformatting ``manifest.yaml``
 keeps a signature valid; changing any value (a file's sha256, the version, a label) breaks it. The
 signature lives beside the manifest in ``signature.json`` and is not listed in the manifest's files.
+
+Two algorithms, one check on the device whichever signed:
+
+* ``ed25519``: Ed25519 over ``CONTEXT + canonical manifest`` (``edgeinfer model keygen/sign``);
+* ``ecdsa-p256-sha256``: ECDSA P-256 with SHA-256 (DER signature) over the short message
+  ``CONTEXT + "sha256:" + hex sha256 of the canonical manifest``. Short, so that AWS KMS signs it as a
+  ``RAW`` message (``ECDSA_SHA_256``: KMS hashes it with SHA-256 itself) whatever the manifest's size
+  (KMS takes at most 4096 bytes); a local P-256 key signs the same bytes the same way.
 """
 
 from __future__ import annotations
@@ -20,21 +28,36 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import ModelError
 from .package import parse_manifest
+from .signkeys import (  # noqa: F401  (re-exported: the key functions lived here first)
+    ALGORITHMS,
+    ECDSA_P256,
+    ED25519,
+    KeyPair,
+    PrivateKey,
+    PublicKey,
+    algorithm_of,
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    load_trusted_keys,
+)
 from .unzip import MANIFEST_NAME, plan_zip
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_NAME = "signature.json"
-ALGORITHM = "ed25519"
+ALGORITHM = ED25519  # what `edgeinfer model keygen` makes by default
 SIGNATURE_MAX_BYTES = 64 * 1024
 # Domain separation: these bytes can never be mistaken for a signature over anything else the key signs.
 _CONTEXT = b"edgeinfer-model-manifest-v1\n"
@@ -58,19 +81,6 @@ class SignatureCheck:
                              "(`edgeinfer model sign PKG --key KEY`), or trust its public key")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyPair:
-    private: Path
-    public: Path
-    key_id: str
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """sha256 (hex) of the raw 32-byte public key."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
-
-
 def canonical_manifest(data: Any) -> bytes:
     """The manifest data as canonical JSON: sorted keys, no whitespace, UTF-8. Raises ModelError."""
     try:
@@ -87,90 +97,65 @@ def _manifest_data(text: str, where: str) -> tuple[Any, str, str]:
     return yaml.safe_load(text), manifest.name, manifest.version
 
 
-def _payload(data: Any) -> bytes:
-    return _CONTEXT + canonical_manifest(data)
+def signed_message(algorithm: str, canonical: bytes) -> bytes:
+    """The bytes an ``algorithm`` signature is made over, for a canonical manifest."""
+    if algorithm == ECDSA_P256:
+        return _CONTEXT + b"sha256:" + hashlib.sha256(canonical).hexdigest().encode("ascii")
+    return _CONTEXT + canonical
 
 
-# -- keys -------------------------------------------------------------------------------------------------
+class Signer(Protocol):
+    """Makes signatures: a local key (``LocalSigner``) or a remote one (``cloud.aws.kms.KmsSigner``)."""
+
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def key_id(self) -> str: ...
+    def sign(self, message: bytes) -> bytes: ...
 
 
-def generate_keypair(out_dir: Path, name: str = "model-signing") -> KeyPair:
-    """Write ``<name>.key`` (PKCS#8 PEM, mode 0600) and ``<name>.pub`` (SubjectPublicKeyInfo PEM) into
-    ``out_dir``; an existing key is never overwritten. Raises ModelError."""
-    out_dir = Path(out_dir)
-    priv_path, pub_path = out_dir / f"{name}.key", out_dir / f"{name}.pub"
-    for p in (priv_path, pub_path):
-        if p.exists():
-            raise ModelError(f"{p} already exists", "pick another --out folder or remove the old key pair first")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            os.write(fd, pem)
-        finally:
-            os.close(fd)
-        pub_path.write_bytes(pub)
-    except OSError as exc:
-        raise ModelError(f"cannot write the key pair into {out_dir}: {exc.strerror or exc}",
-                         f"make {out_dir} writable") from exc
-    kid = key_id(key.public_key())
-    log.info("wrote signing key %s (key id %s)", priv_path, kid)
-    return KeyPair(priv_path, pub_path, kid)
+@dataclass(frozen=True, slots=True)
+class LocalSigner:
+    """A private key file's key (Ed25519 or P-256)."""
+
+    key: PrivateKey
+
+    @property
+    def algorithm(self) -> str:
+        return algorithm_of(self.key.public_key())
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        if isinstance(self.key, Ed25519PrivateKey):
+            return self.key.sign(message)
+        return self.key.sign(message, ec.ECDSA(hashes.SHA256()))
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read the signing key {path}: {exc.strerror or exc}", "check --key") from exc
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{path} is not an unencrypted PEM private key",
-                         "pass the .key file written by `edgeinfer model keygen`") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ModelError(f"{path} is not an Ed25519 key", "make one with `edgeinfer model keygen`")
-    return key
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read the trusted key {path}: {exc.strerror or exc}", "check --trust") from exc
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{path} is not a PEM public key",
-                         "pass the .pub file written by `edgeinfer model keygen`") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise ModelError(f"{path} is not an Ed25519 public key", "make one with `edgeinfer model keygen`")
-    return key
-
-
-def load_trusted_keys(paths: Iterable[Path]) -> list[Ed25519PublicKey]:
-    return [load_public_key(Path(p)) for p in paths]
+def as_signer(key: PrivateKey | Signer) -> Signer:
+    return LocalSigner(key) if isinstance(key, (Ed25519PrivateKey, ec.EllipticCurvePrivateKey)) else key
 
 
 # -- signing ----------------------------------------------------------------------------------------------
 
 
-def signature_document(manifest_text: str, where: str, key: Ed25519PrivateKey) -> dict[str, str]:
+def signature_document(manifest_text: str, where: str, key: PrivateKey | Signer) -> dict[str, str]:
     """The ``signature.json`` content for a manifest's YAML text."""
+    signer = as_signer(key)
+    if signer.algorithm not in ALGORITHMS:
+        raise ModelError(f"unsupported signature algorithm {signer.algorithm!r}",
+                         f"sign with {' or '.join(ALGORITHMS)}")
     data, name, version = _manifest_data(manifest_text, where)
-    payload = _payload(data)
+    canonical = canonical_manifest(data)
     return {
-        "algorithm": ALGORITHM,
-        "key_id": key_id(key.public_key()),
+        "algorithm": signer.algorithm,
+        "key_id": signer.key_id,
         "package": name,
         "version": version,
-        "manifest_sha256": hashlib.sha256(payload[len(_CONTEXT):]).hexdigest(),
-        "signature": base64.b64encode(key.sign(payload)).decode("ascii"),
+        "manifest_sha256": hashlib.sha256(canonical).hexdigest(),
+        "signature": base64.b64encode(signer.sign(signed_message(signer.algorithm, canonical))).decode("ascii"),
     }
 
 
@@ -178,7 +163,7 @@ def _dump(doc: dict[str, str]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def sign_package(path: Path, key: Ed25519PrivateKey) -> Path:
+def sign_package(path: Path, key: PrivateKey | Signer) -> Path:
     """Sign a package folder or zip in place (``signature.json`` beside the manifest, replacing any old one).
     The files must match the manifest first. Returns the signature file (or the zip). Raises ModelError."""
     from .package import load_package
@@ -201,7 +186,7 @@ def sign_package(path: Path, key: Ed25519PrivateKey) -> Path:
     return target
 
 
-def _sign_zip(zip_path: Path, key: Ed25519PrivateKey) -> Path:
+def _sign_zip(zip_path: Path, key: PrivateKey | Signer) -> Path:
     from .package import load_package
 
     load_package(zip_path, verify=True)  # unpacks (bounded) into the cache and checks every sha256
@@ -232,7 +217,7 @@ def _sign_zip(zip_path: Path, key: Ed25519PrivateKey) -> Path:
 # -- verifying --------------------------------------------------------------------------------------------
 
 
-def verify_signature(pkg_root: Path, trusted_keys: Iterable[Ed25519PublicKey]) -> SignatureCheck:
+def verify_signature(pkg_root: Path, trusted_keys: Iterable[PublicKey]) -> SignatureCheck:
     """Check ``pkg_root/signature.json`` against the manifest beside it and the trusted keys. Never raises:
     every failure is a SignatureCheck with ``ok=False`` and a one-line reason. The sha256s of the files
     are not checked here (``ModelPackage.verify_hashes`` does that); together they bind every byte."""
@@ -252,11 +237,12 @@ def verify_signature(pkg_root: Path, trusted_keys: Iterable[Ed25519PublicKey]) -
         return SignatureCheck(False, f"cannot read {SIGNATURE_NAME} or the manifest ({exc})")
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("algorithm", "key_id", "signature")):
         return SignatureCheck(False, f"{SIGNATURE_NAME} lacks algorithm, key_id or signature")
-    if doc["algorithm"] != ALGORITHM:
-        return SignatureCheck(False, f"unsupported signature algorithm {doc['algorithm']!r} (want {ALGORITHM})")
+    algorithm = doc["algorithm"]
+    if algorithm not in ALGORITHMS:
+        return SignatureCheck(False, f"unsupported signature algorithm {algorithm!r} (want {' or '.join(ALGORITHMS)})")
     try:
         data, name, version = _manifest_data(manifest_text, str(root / MANIFEST_NAME))
-        payload = _payload(data)
+        message = signed_message(algorithm, canonical_manifest(data))
     except ModelError as exc:
         return SignatureCheck(False, str(exc))
     kid = doc["key_id"]
@@ -267,9 +253,15 @@ def verify_signature(pkg_root: Path, trusted_keys: Iterable[Ed25519PublicKey]) -
     key = trusted.get(kid)
     if key is None:
         return SignatureCheck(False, f"signed by key {kid[:16]}…, which is not trusted", kid)
+    if algorithm_of(key) != algorithm:
+        return SignatureCheck(False, f"{SIGNATURE_NAME} says {algorithm}, but trusted key {kid[:16]}… is "
+                              f"{algorithm_of(key)}", kid)
     try:
         sig = base64.b64decode(doc["signature"], validate=True)
-        key.verify(sig, payload)
+        if isinstance(key, Ed25519PublicKey):
+            key.verify(sig, message)
+        else:
+            key.verify(sig, message, ec.ECDSA(hashes.SHA256()))
     except (binascii.Error, ValueError):
         return SignatureCheck(False, f"{SIGNATURE_NAME} holds a malformed signature", kid)
     except InvalidSignature:
