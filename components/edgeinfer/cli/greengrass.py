@@ -58,6 +58,8 @@ def render(
     = None,
     runtime_dir: Annotated[Path | None, typer.Option(help="Folder with the runtime bundles (edgeinfer greengrass "
                                                      "bundle): their artifact URIs become content-addressed")] = None,
+    decryption_secret: Annotated[list[str] | None, typer.Option(help="Secrets Manager ARN of the model decryption "
+                                                                "key: the component may read it (repeat)")] = None,
 ) -> None:
     """Render the component recipes; each passes the project's checks (and the schema when found)."""
     from ..greengrass.artifacts import build_model_artifact
@@ -79,7 +81,8 @@ def render(
                       soft_wrap=True)
         recipes.append(mrecipe)
     opts = InferenceOptions(version=version, bucket=bucket, model=model or "blazeface-full-range",
-                            model_range=model_range, component_name=name, runtime_sha256=digests)
+                            model_range=model_range, component_name=name, runtime_sha256=digests,
+                            decryption_secrets=tuple(decryption_secret or ()))
     recipes.insert(0, render_inference(opts, platforms))
     for p in platforms:
         artifact = runtime_artifact_name(p)

@@ -26,6 +26,7 @@ from .connection import ConnectionWatch, IotCoreConnection
 from .ipc import error_text
 from .local_results import LocalResultsSink
 from .metrics import MetricsReporter
+from .secrets import SecretKeys
 from .transport import IpcTransport
 from .updates import UpdateGate
 
@@ -93,7 +94,8 @@ class ComponentApp:
         cfg = self.config.validate(raw)
         logging.getLogger("edgeinfer").setLevel(cfg.log_level)
         transport = IpcTransport(self.ipc, watch) if cfg.telemetry.transport == IpcTransport.scheme else None
-        service = self._factory(cfg, transport=transport, extra_sinks=[LocalResultsSink(self.ipc)])
+        service = self._factory(cfg, transport=transport, extra_sinks=[LocalResultsSink(self.ipc)],
+                                key_source=SecretKeys(self.ipc))  # trust.decryption.greengrass_secret
         service.start()
         self.service = service
         self.config.running = lambda: service.config

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from awsiot import eventstreamrpc as rpc
 from awsiot.greengrasscoreipc import model
 
+from .secrets import get_secret_value
+
 if TYPE_CHECKING:
     from .nucleus import FakeNucleus
     from .server import Stream
@@ -149,4 +151,5 @@ HANDLERS: dict[str, Callable[..., Result]] = {
     "DeferComponentUpdate": defer_update,
     "PutComponentMetric": put_metric,
     "SubscribeToIoTCoreConnectionStatus": subscribe_connection,
+    "GetSecretValue": get_secret_value,  # served by aws.greengrass.SecretManager (secrets.py)
 }

@@ -4,7 +4,8 @@ Behaviour follows the Greengrass nucleus where edgeinfer depends on it: configur
 before a deployment changes config (REJECTED keeps the old config), update events per changed key,
 MQTT-proxy authorization from ``accessControl`` (``{iot:thingName}``, MQTT wildcards),
 PutComponentMetric allowed only to ``aws.*`` components, deferrable component updates, and the
-IoT Core connection status stream (current status sent right after the response).
+IoT Core connection status stream (current status sent right after the response), and GetSecretValue as
+the secret manager component answers it (secrets.py).
 
 Tests drive it from the "cloud" side (``deploy_configuration``, ``deliver_iot_core``,
 ``component_update``, ``set_connected``) and wait on what the component did (``wait_for``).
@@ -26,6 +27,7 @@ from awsiot.greengrasscoreipc import model
 
 from .auth import allowed, mqtt_match
 from .handlers import HANDLERS
+from .secrets import SecretStore
 from .server import IpcServer, Stream
 
 
@@ -56,6 +58,7 @@ class FakeNucleus(IpcServer):
         self.subscriptions: dict[str, list[Stream]] = {}
         self.pending_defers: dict[tuple[str, str], list[model.DeferComponentUpdateRequest]] = {}
         self.validity_reports: dict[str, model.ConfigurationValidityReport] = {}
+        self.secrets = SecretStore()  # what aws.greengrass.SecretManager synced (GetSecretValue)
         self._cond = threading.Condition()
 
     # ---- set-up -------------------------------------------------------------------------

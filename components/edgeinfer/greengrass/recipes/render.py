@@ -34,6 +34,10 @@ MODEL_ARTIFACT = "model.zip"  # unpacks to {...:artifacts:decompressedPath}/mode
 INSTALL_TIMEOUT_S = 900
 GPU_STEP = '"$VENV/bin/python" -c \'import importlib.metadata as m; m.version("onnxruntime-gpu")\'  # GPU bundle'
 CPU_STEP = ": CPU host, onnxruntime from the bundle"
+SECRET_MANAGER = "aws.greengrass.SecretManager"
+SECRET_MANAGER_RANGE = ">=2.1.0 <3.0.0"  # 2.1.0: GetSecretValue for Lambda-free components; any 2.x answers it
+# a Secrets Manager secret ARN (the form the secret manager component and its IPC authorizer accept)
+SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,8 @@ class InferenceOptions:
     publisher: str = PUBLISHER
     #: platform key -> sha256 of its runtime bundle ZIP: content-addressed artifact keys (see runtime_artifact_key)
     runtime_sha256: Mapping[str, str] = field(default_factory=dict)
+    #: Secrets Manager ARNs the component may read through aws.greengrass.SecretManager (the model decryption key)
+    decryption_secrets: tuple[str, ...] = ()
 
 
 def _template(name: str) -> dict[str, Any]:
@@ -135,9 +141,26 @@ def render_inference(opts: InferenceOptions, platforms: tuple[Platform, ...] = P
     ordered = sorted(set(platforms), key=PLATFORMS.index)  # the first matching manifest wins: GPU hosts first
     recipe["Manifests"] = [fill(manifest_tpl, {**values, **_platform_values(opts, p)}) for p in ordered]
     conf = recipe["ComponentConfiguration"]["DefaultConfiguration"]
+    if opts.decryption_secrets:
+        _grant_secrets(recipe, conf, opts)
     recipe["ComponentConfiguration"]["DefaultConfiguration"] = {**greengrass_defaults(), **conf}
     check_recipe(recipe)
     return recipe
+
+
+def _grant_secrets(recipe: dict[str, Any], conf: dict[str, Any], opts: InferenceOptions) -> None:
+    """The component may read exactly these secrets (GetSecretValue), and the secret manager must run first."""
+    for arn in opts.decryption_secrets:
+        if not SECRET_ARN.fullmatch(arn) or "*" in arn:
+            raise RecipeError(f"--decryption-secret {arn!r} is not a Secrets Manager secret ARN",
+                              "pass the full ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX), no "
+                              "wildcards: the component may read that one secret")
+    conf["accessControl"][SECRET_MANAGER] = {f"{opts.component_name}:secrets:model-key": {
+        "policyDescription": "Read the model decryption key (trust.decryption.greengrass_secret)",
+        "operations": ["aws.greengrass#GetSecretValue"], "resources": sorted(set(opts.decryption_secrets))}}
+    # HARD: the component starts only once the secret manager runs (the key is asked for at the first model load)
+    recipe["ComponentDependencies"][SECRET_MANAGER] = {"VersionRequirement": SECRET_MANAGER_RANGE,
+                                                      "DependencyType": "HARD"}
 
 
 def runtime_artifact_key(version: str, platform: Platform, zip_sha256: str | None = None) -> str:
