@@ -16,13 +16,16 @@ import sys
 import threading
 
 from ..core import redact, remote
-from ..core.config import state_dir
+from ..core.config import EdgeInferConfig, state_dir
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
+from ..core.session import RunSession
 from ..core.signals import StopSignals
 from .client import create_module_client, edge_identity
 from .delivery import DEFAULT_MAX_BYTES, ModelDownloader
 from .runtime import ModuleRuntime
+from .transport import ModuleOutputTransport
+from .workloadkeys import WorkloadKeys
 
 log = logging.getLogger("edgeinfer.azure")
 
@@ -47,7 +50,12 @@ def main() -> int:
         return 2
     root = state_dir()
     downloader = ModelDownloader(root / "azure" / "models", max_bytes, stop=stop, policy=remote.policy_of(local))
-    runtime = ModuleRuntime(client, device_id, root, downloader, local=local)
+    keys = WorkloadKeys.from_environment()  # trust.decryption.iotedge_wrapped_key: unwrapped by the security daemon
+
+    def session(config: EdgeInferConfig, transport: ModuleOutputTransport) -> RunSession:
+        return RunSession(config, transport=transport, key_source=keys)
+
+    runtime = ModuleRuntime(client, device_id, root, downloader, service_factory=session, local=local)
     log.info("edgeinfer module %s on device %s starting (state in %s)", module_id, device_id, root)
     attempt = 0
     while not stop.is_set():
