@@ -142,3 +142,22 @@ def test_kms_keys_that_cannot_sign_p256_are_refused_up_front(kms_aws: AwsClients
         KmsSigner(kms_aws.kms, "alias/none")
     with pytest.raises(AwsError, match="no KMS client"):
         KmsSigner(None, "x")
+
+
+def test_model_sign_with_kms_for_the_azure_path(kms_aws: AwsClients, demo_pkgs, tmp_path: Path) -> None:
+    """IoT Edge has no publish step of ours: the package is signed (here with KMS) before it is uploaded."""
+    import shutil
+
+    from edgeinfer.cli import app
+
+    pkg = Path(shutil.copytree(demo_pkgs[0], tmp_path / "pkg"))
+    arn = kms_key(kms_aws)
+    pem = tmp_path / "kms.pub"
+    assert runner.invoke(build_aws_app(lambda r, p: kms_aws), ["export-key", "--kms-key", arn, "--out",
+                                                                str(pem)]).exit_code == 0
+    res = runner.invoke(app, ["model", "sign", str(pkg), "--kms-key", arn, "--region", REGION])
+    assert res.exit_code == 0 and "signed:" in res.output, res.output
+    r = verify(pkg, pem)
+    assert r.returncode == 0 and "ok   signature" in r.stdout, r.stdout + r.stderr
+    res = runner.invoke(app, ["model", "sign", str(pkg)])
+    assert res.exit_code == 2 and "--key FILE or --kms-key KEY" in res.output

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from ..core.config import load_file
@@ -144,14 +145,32 @@ def keygen(
 @model_app.command()
 def sign(
     path: Annotated[Path, typer.Argument(help="Package folder or .zip (signed in place)")],
-    key: Annotated[Path, typer.Option(help="Private key PEM from `edgeinfer model keygen`")],
+    key: Annotated[Path | None, typer.Option(help="Private key PEM from `edgeinfer model keygen`")] = None,
+    kms_key: Annotated[str | None, typer.Option(help="Sign with this AWS KMS key instead (id, ARN or alias; "
+                                                "ECC_NIST_P256, SIGN_VERIFY; needs edgeinfer[aws-cloud])")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region of --kms-key")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile for --kms-key")] = None,
 ) -> None:
-    """Sign a package: signature.json covers the canonical manifest (every file's sha256, name, version)."""
-    from ..core.modelpkg.signing import load_private_key, sign_package
+    """Sign a package: signature.json covers the canonical manifest (every file's sha256, name, version).
+
+    For IoT Edge, sign the package ZIP before uploading it (blob storage, the Azure ML registry): the twin's
+    model.sha256 is then that of the signed ZIP."""
+    from ..core.modelpkg.signing import LocalSigner, Signer, load_private_key, sign_package
 
     setup_logging("WARNING")
-    written = sign_package(path, load_private_key(key))
-    console.print(f"signed: [bold]{written}[/]", soft_wrap=True, highlight=False)
+    if (key is None) == (kms_key is None):
+        raise typer.BadParameter("give --key FILE or --kms-key KEY (one of them)", param_hint="--key")
+    signer: Signer
+    if key is not None:
+        signer = LocalSigner(load_private_key(key))
+    else:
+        from ..cloud.aws.kms import KmsSigner
+        from .aws import boto3_clients
+
+        signer = KmsSigner(boto3_clients(region, profile).kms, str(kms_key))
+    written = sign_package(path, signer)
+    console.print(f"signed: [bold]{escape(str(written))}[/] (key {signer.key_id[:16]}…)", soft_wrap=True,
+                  highlight=False)
 
 
 @model_app.command()
