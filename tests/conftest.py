@@ -36,6 +36,7 @@ def local_settings() -> LocalSettings:
     def write(doc: dict[str, Any]) -> Path:
         path = Path(os.environ["EDGEINFER_LOCAL_CONFIG"])
         path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o644)  # whatever the umask: a file others may write is refused
         return path
 
     return write

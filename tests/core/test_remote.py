@@ -153,3 +153,10 @@ def test_the_local_settings_file_fails_closed(tmp_path: Path) -> None:
         remote.load_local(bad)
     with pytest.raises(ConfigError, match="cannot read config file"):  # there, but not a readable file
         remote.load_local(tmp_path)
+    good = tmp_path / "ok.yaml"
+    good.write_text("remote: {model_dirs: [/srv/models]}\n")
+    good.chmod(0o644)
+    assert remote.load_local(good) == {"remote": {"model_dirs": ["/srv/models"]}}
+    good.chmod(0o646)  # any user could widen what a deployment may do
+    with pytest.raises(ConfigError, match=r"can be written by any user \(mode 0646\) -> chmod o-w"):
+        remote.load_local(good)
