@@ -20,3 +20,24 @@ def test_readme_names_exactly_the_two_setup_commands() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert [line for line in ci.splitlines() if line and not line.startswith("#") and "set -" not in line
             and not line.startswith("cd ")] == ["make test"]
+
+
+def _yaml_block(doc: str, marker: str) -> dict:
+    import re
+
+    import yaml
+
+    text = (ROOT / "docs" / doc).read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if marker in b)
+    return yaml.safe_load(block)
+
+
+def test_the_documented_local_settings_and_rules_validate() -> None:
+    from edgeinfer.core import config as cfgmod
+
+    local = _yaml_block("security.md", "/etc/edgeinfer/local.yaml")
+    cfg = cfgmod.validate(local, "docs/security.md")
+    assert "door_light" in cfg.hooks and cfg.trust.keys and cfg.remote.webhook_hosts
+    rules = _yaml_block("telemetry.md", "person_at_door")
+    cfg = cfgmod.validate(rules, "docs/telemetry.md")
+    assert [a.type for a in cfg.rules[0].actions] == ["alert", "local_topic", "command", "webhook"]

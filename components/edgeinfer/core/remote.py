@@ -52,7 +52,8 @@ def load_local(path: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ConfigError(f"cannot read the local settings {p}: {exc.strerror or exc}", f"fix {p} or remove it") from exc
+        raise ConfigError(f"cannot read the local settings {p}: {exc.strerror or exc}",
+                          f"fix {p} or remove it") from exc
     if mode & 0o002:  # anyone on the device could grant a deployment anything
         raise ConfigError(f"the local settings {p} can be written by any user (mode {mode & 0o777:04o})",
                           f"chmod o-w {p} (root:root 0644 is usual)")
