@@ -4,6 +4,7 @@ running an encrypted package with it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -95,3 +96,7 @@ def test_the_module_runs_an_encrypted_package_with_the_sealed_key(
     assert ops[:2] == ["encrypt", "decrypt"] and "decrypt" in ops[2:]
     assert key.hex() not in m.log_text()
     assert m.stop() == 0
+    clear = hashlib.sha256((demo_pkgs[0] / "model.onnx").read_bytes()).hexdigest()
+    written = [p for p in [*m.state_dir.rglob("*"), *pkg.rglob("*")] if p.is_file()]
+    assert written and not [p for p in written if hashlib.sha256(p.read_bytes()).hexdigest() == clear], \
+        "the clear model is nowhere in the module's state or the package it ran"
