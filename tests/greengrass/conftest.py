@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from edgeinfer.greengrass.artifacts import build_model_artifact
 from edgeinfer.greengrass.recipes import InferenceOptions, ModelPackageInfo, render_inference, render_model
 from tests.conftest import LocalSettings, trusting_operator
 
+from .fake_nucleus import FakeNucleus
 from .fakes.greengrassv2 import FakeGreengrassV2
-from .harness import Core
+from .harness import THING, Core, short_socket_dir
 
 VERSION = "0.1.0"
 BUCKET = "edgeinfer-test-artifacts"
@@ -44,6 +46,16 @@ def model_recipe(model_artifact: tuple[Path, ModelPackageInfo]) -> dict[str, Any
 @pytest.fixture(scope="session")
 def inference_recipe(model_artifact: tuple[Path, ModelPackageInfo]) -> dict[str, Any]:
     return render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name))
+
+
+@pytest.fixture
+def nucleus() -> Iterator[FakeNucleus]:
+    """A fake nucleus alone (no component processes): for tests of one IPC part against it."""
+    n = FakeNucleus(str(short_socket_dir() / "ipc.socket"), THING)
+    n.start()
+    yield n
+    n.stop()
+    shutil.rmtree(Path(n.path).parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -3,10 +3,6 @@ the transport's refusals, component metrics for aws.* components, and a failed s
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
@@ -18,19 +14,10 @@ from edgeinfer.greengrass.metrics import MetricsReporter
 from edgeinfer.greengrass.transport import IpcTransport
 
 from .fake_nucleus import FakeNucleus
-from .harness import THING, short_socket_dir
+from .harness import THING
 
 TELEMETRY = {"p": {"operations": ["aws.greengrass#PublishToIoTCore"], "resources": [f"edgeinfer/{THING}/+"]}}
 METRICS = {"m": {"operations": ["aws.greengrass#PutComponentMetric"], "resources": ["*"]}}
-
-
-@pytest.fixture
-def nucleus() -> Iterator[FakeNucleus]:
-    n = FakeNucleus(str(short_socket_dir() / "ipc.socket"), THING)
-    n.start()
-    yield n
-    n.stop()
-    shutil.rmtree(Path(n.path).parent, ignore_errors=True)
 
 
 def client(n: FakeNucleus, component: str, acl: dict, monkeypatch: pytest.MonkeyPatch) -> GreengrassCoreIPCClientV2:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
@@ -19,7 +17,6 @@ from edgeinfer.core.modelpkg.keys import key_provider
 from edgeinfer.greengrass.secrets import SecretKeys
 
 from .fake_nucleus import FakeNucleus
-from .harness import THING, short_socket_dir
 
 COMPONENT = "com.edgeinfer.Inference"
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:edgeinfer/model-key-AbC123"
@@ -30,15 +27,6 @@ def grant(*arns: str) -> dict:
     return {"aws.greengrass.SecretManager": {f"{COMPONENT}:secrets:1": {
         "policyDescription": "the model key", "operations": ["aws.greengrass#GetSecretValue"],
         "resources": list(arns)}}}
-
-
-@pytest.fixture
-def nucleus() -> Iterator[FakeNucleus]:
-    n = FakeNucleus(str(short_socket_dir() / "ipc.socket"), THING)
-    n.start()
-    yield n
-    n.stop()
-    shutil.rmtree(Path(n.path).parent, ignore_errors=True)
 
 
 @pytest.fixture
