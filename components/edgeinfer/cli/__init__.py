@@ -9,7 +9,7 @@ import typer
 from ..core.errors import EdgeInferError
 from .aws import aws_app
 from .azure import azure_app
-from .common import console_err
+from .common import print_error
 from .config_cmd import config_app
 from .greengrass import greengrass_app
 from .model import model_app
@@ -44,7 +44,7 @@ def main() -> None:
     try:
         app()
     except EdgeInferError as exc:
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

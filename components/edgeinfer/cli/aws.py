@@ -56,9 +56,9 @@ def package_signer(clients: Callable[[], AwsClients], sign_key: Path | None, kms
 
 def _ledger_lines(created: list[str], reused: list[str]) -> None:
     for c in created:
-        console.print(f"  [green]created[/] {c}", soft_wrap=True)
+        console.print(f"  [green]created[/] {escape(c)}", soft_wrap=True)
     for r in reused:
-        console.print(f"  [dim]reused[/]  {r}", soft_wrap=True)
+        console.print(f"  [dim]reused[/]  {escape(r)}", soft_wrap=True)
 
 
 def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
@@ -189,7 +189,7 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
             final = watch(c, plan.target, plan.deployment_id or "", wait, on_change=show)
             bad = [d for d in final if d.done and d.status not in ("SUCCEEDED", "COMPLETED")]
             for d in bad:
-                console.print(f"  [red]{d.device}: {d.status}[/] {d.reason or ''}", soft_wrap=True)
+                console.print(f"  [red]{escape(d.device)}: {d.status}[/] {escape(d.reason or '')}", soft_wrap=True)
             if bad:
                 raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
+from rich.markup import escape
 
 from ..cloud.azure.errors import ManifestError
 from ..core.config import one_line
@@ -45,11 +46,11 @@ def _report(path: Path, doc: dict[str, Any], module_name: str, schemas: Path | N
 
     report = check_manifest(doc, module_name, schemas)
     for problem in report.problems:
-        console.print(f"[red]x[/] {problem}", soft_wrap=True)
+        console.print(f"[red]x[/] {escape(problem)}", soft_wrap=True)
     report.raise_for_problems(f"manifest {path}")
     how = "; ".join(report.checked) if report.schema_dir else (
         report.checked[0] + " (SchemaStore schemas not found: pass --schemas to use them too)")
-    console.print(f"[green]ok[/] {path} ({len(json.dumps(doc))} bytes): {how}", soft_wrap=True)
+    console.print(f"[green]ok[/] {escape(str(path))} ({len(json.dumps(doc))} bytes): {escape(how)}", soft_wrap=True)
 
 
 @azure_app.command()

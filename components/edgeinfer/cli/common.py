@@ -7,12 +7,19 @@ from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from ..core import config as cfgmod
 from ..core import redact, remote
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
+
+
+def print_error(exc: BaseException, to: Console | None = None) -> None:
+    """``error: <problem> -> <fix>`` on stderr, the text as it is: a hint such as ``pip install
+    'edgeinfer[demo]'`` is not Rich markup."""
+    (to or console_err).print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True, highlight=False)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 
 from ..core import config as cfgmod
 from .common import console
@@ -31,7 +32,7 @@ def defaults() -> None:
 def validate(path: Annotated[Path, typer.Argument(help="YAML or JSON config file")]) -> None:
     """Validate a config file; exits non-zero with the reason when it is invalid."""
     cfgmod.validate(cfgmod.load_file(path), f"config {path}")
-    console.print(f"[green]ok[/] {path}")
+    console.print(f"[green]ok[/] {escape(str(path))}")
 
 
 @config_app.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..greengrass import INFERENCE_COMPONENT, model_component_name
@@ -77,8 +78,8 @@ def render(
         final = out / "artifacts" / model_component_name(model) / mrecipe["ComponentVersion"] / "model.zip"
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp_zip.replace(final)
-        console.print(f"artifact [bold]{final}[/] -> upload to {mrecipe['Manifests'][0]['Artifacts'][0]['URI']}",
-                      soft_wrap=True)
+        uri = mrecipe["Manifests"][0]["Artifacts"][0]["URI"]
+        console.print(f"artifact [bold]{escape(str(final))}[/] -> upload to {escape(uri)}", soft_wrap=True)
         recipes.append(mrecipe)
     opts = InferenceOptions(version=version, bucket=bucket, model=model or "blazeface-full-range",
                             model_range=model_range, component_name=name, runtime_sha256=digests,
@@ -87,11 +88,11 @@ def render(
     for p in platforms:
         artifact = runtime_artifact_name(p)
         where = runtime_dir / artifact if runtime_dir is not None else f"{artifact} (edgeinfer greengrass bundle)"
-        console.print(f"runtime [bold]{where}[/] -> upload to s3://{bucket}/"
+        console.print(f"runtime [bold]{escape(str(where))}[/] -> upload to s3://{bucket}/"
                       f"{runtime_artifact_key(version, p, digests.get(p.key))}", soft_wrap=True)
     checked = [_schema_check(r, schema) for r in recipes]
     for path, how in zip(write_recipes(recipes, out), checked, strict=True):
-        console.print(f"[green]ok[/] {path} ({path.stat().st_size} bytes; {how})", soft_wrap=True)
+        console.print(f"[green]ok[/] {escape(str(path))} ({path.stat().st_size} bytes; {escape(how)})", soft_wrap=True)
 
 
 @greengrass_app.command()
@@ -107,4 +108,4 @@ def validate(
         how = _schema_check(data, schema)
         if path.name != recipe_filename(data):
             console.print(f"[yellow]note[/] {path.name}: rendered recipes are named {recipe_filename(data)}")
-        console.print(f"[green]ok[/] {path} ({how})", soft_wrap=True)
+        console.print(f"[green]ok[/] {escape(str(path))} ({escape(how)})", soft_wrap=True)

@@ -59,7 +59,7 @@ def import_cmd(
     dec = load_file(decoder) if decoder else None
     target = import_model(file, task=task, out_dir=out or Path(f"{file.stem}-pkg"), name=name, version=version,
                           labels=_labels(labels), decoder=dec, input_overrides=overrides)
-    console.print(f"package written to [bold]{target}[/]")
+    console.print(f"package written to [bold]{escape(str(target))}[/]")
     _print_manifest(target)
 
 
@@ -124,7 +124,8 @@ def verify(
 
 
 def _print_row(what: str, ok: bool, detail: str) -> None:
-    console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {what:<9} {detail}", soft_wrap=True, highlight=False)
+    console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {what:<9} {escape(detail)}", soft_wrap=True,
+                  highlight=False)
 
 
 @model_app.command()
@@ -199,7 +200,7 @@ def optimize(
         task = prog.add_task("building engine", total=None)
         engine = build_engine(src, out, precision=precision, calibration_cache=calibration_cache,
                               workspace_mb=workspace_mb, progress=lambda msg: prog.update(task, description=msg))
-    console.print(f"engine written to [bold]{engine}[/]")
+    console.print(f"engine written to [bold]{escape(str(engine))}[/]")
 
 
 model_app.command("encrypt")(encrypt_cmd)

@@ -33,13 +33,13 @@ class ConsoleSink:
         self.task = ctx.task
 
     def on_result(self, result: FrameResult) -> None:
-        where = f"{Path(result.source).name}#{result.index}"
+        where = escape(f"{Path(result.source).name}#{result.index}")
         for d in result.output.detections:
             box = ", ".join(f"{v:.0f}" for v in d.box)
-            console.print(f"{where:<28} [bold]{d.label}[/] {d.score:.2f}  [{box}]")
+            console.print(f"{where:<28} [bold]{escape(d.label)}[/] {d.score:.2f}  [{box}]")
         if result.output.classes:
             c = result.output.classes[0]
-            console.print(f"{where:<28} [bold]{c.label}[/] {c.score:.2f}")
+            console.print(f"{where:<28} [bold]{escape(c.label)}[/] {c.score:.2f}")
 
     def close(self, summary: dict[str, Any]) -> None:
         pass
@@ -48,7 +48,8 @@ class ConsoleSink:
 def _print_alert(event: Any) -> None:
     if getattr(event, "type", None) == "alert":
         ev = event.evidence
-        console.print(f"[bold red]ALERT[/] {event.rule} ({event.severity}) at {Path(ev.source).name}#{ev.frame}: "
+        where = escape(Path(ev.source).name)
+        console.print(f"[bold red]ALERT[/] {escape(event.rule)} ({event.severity}) at {where}#{ev.frame}: "
                       f"{ev.count} match(es), max score {ev.max_score:.2f}")
 
 
@@ -140,8 +141,10 @@ def run(
                       + (f"[yellow]{left} events left in the outbox for the next start[/]" if left
                          else "everything delivered"))
     if cfg.output.dir:
-        console.print(f"results: {Path(cfg.output.dir) / 'results.jsonl'}, annotated frames: "
-                      f"{Path(cfg.output.dir) / 'annotated'}, summary: {Path(cfg.output.dir) / 'summary.json'}")
+        out = Path(cfg.output.dir)
+        annotated = f"annotated frames: {out / 'annotated'}, " if cfg.output.annotate else ""
+        console.print(escape(f"results: {out / 'results.jsonl'}, {annotated}summary: {out / 'summary.json'}"),
+                      soft_wrap=True)
     if state == "error":
         raise EdgeInferError(f"the run failed: {reason}", "see the log above for the cause")
     if not summary.get("frames") and not stop.is_set():
@@ -180,4 +183,4 @@ def bench(
         t.add_row(key, str(rep[key]))
     console.print(t)
     if plot:
-        console.print(f"latency plot: {plot}")
+        console.print(f"latency plot: {escape(str(plot))}", soft_wrap=True)
