@@ -66,6 +66,14 @@ def test_aws_commands_end_to_end_on_the_control_plane(aws, demo_pkgs, tmp_path: 
     res = runner.invoke(app, ["deploy", "cameras", "--group", "faces", "--wait", "0"])
     assert res.exit_code == 0 and "com.edgeinfer.Model.faces 1.0.0" in res.output, res.output
     dep_id = next(iter(aws.greengrass.deployments))
+    assert aws.greengrass.deployments[dep_id]["deploymentPolicies"]["failureHandlingPolicy"] == "ROLLBACK"
+    help_text = runner.invoke(app, ["deploy", "--help"]).output
+    assert "--no-rollback" in help_text and "--no-no-rollback" not in help_text
+    res = runner.invoke(app, ["deploy", "cam-1", "--kind", "thing", "--group", "faces", "--wait", "0",
+                              "--no-rollback"])
+    assert res.exit_code == 0, res.output
+    latest = next(d for d in aws.greengrass.deployments.values() if d["targetArn"].endswith(":thing/cam-1"))
+    assert latest["deploymentPolicies"]["failureHandlingPolicy"] == "DO_NOTHING"
     aws.greengrass.report("cam-1", dep_id, "SUCCEEDED", {"com.edgeinfer.Model.faces": ("1.0.0", "FINISHED")})
     res = runner.invoke(app, ["status", "cameras"])
     assert res.exit_code == 0 and "cam-1" in res.output and "faces 1.0.0" in res.output, res.output

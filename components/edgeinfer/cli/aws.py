@@ -162,7 +162,9 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
                                                            "against the schema first)")] = None,
                kind: Annotated[str, typer.Option(help="auto, thinggroup or thing")] = "auto",
                wait: Annotated[float, typer.Option(help="Seconds to show progress (0: do not wait)")] = 600,
-               no_rollback: Annotated[bool, typer.Option(help="Leave failed devices as they are")] = False,
+               rollback: Annotated[bool, typer.Option("--rollback/--no-rollback", help="Roll failed devices back "
+                                                      "to their previous components (--no-rollback: leave them "
+                                                      "as they are)")] = True,
                ) -> None:
         """Deploy to a thing group or thing, starting from its current deployment; show progress."""
         from ..cloud.aws import deploy as dep
@@ -173,7 +175,7 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
         c = clients(ctx)
         merge = load_file(config) if config else None
         planned = dep.plan(c, target, group, model_version, inference_version, merge, kind)  # type: ignore[arg-type]
-        plan = dep.create(c, planned, rollback=not no_rollback)
+        plan = dep.create(c, planned, rollback=rollback)
         console.print(f"[green]deployment[/] {plan.deployment_id} -> {plan.target.kind} {plan.target.name}")
         for name, spec in sorted(plan.components.items()):
             console.print(f"  {name} {spec['componentVersion']}", soft_wrap=True)
