@@ -35,10 +35,14 @@ def test_demo_with_no_flags(tmp_path: Path, demo_pkgs: tuple[Path, Path]) -> Non
     assert "p50 ms" in res.stdout  # the closing table
 
 
-def test_bench_json_has_the_ratios(demo_pkgs: tuple[Path, Path]) -> None:
-    res = run_cli("bench", "--frames", "40", "--json")
+@pytest.mark.parametrize("which", ["onnx", "tflite"])
+def test_bench_json_has_the_ratios(demo_pkgs: tuple[Path, Path], which: str) -> None:
+    """Every backend that runs here (ONNX Runtime, LiteRT) is benched against its runtime's own call."""
+    pkg = demo_pkgs[0] if which == "onnx" else demo_pkgs[1]
+    res = run_cli("bench", "--model", str(pkg), "--frames", "40", "--json")
     assert res.returncode == 0, res.stderr
     rep = json.loads(res.stdout)
+    assert ("LiteRT" in rep["backend"] or "litert" in rep["backend"]) == (which == "tflite"), rep["backend"]
     for key in ("bare_p50_ms", "pipeline_p50_ms", "overhead_ratio", "throughput_fps", "bound_fps", "efficiency"):
         assert isinstance(rep[key], float) and rep[key] > 0, key
     assert rep["overhead_ratio"] == pytest.approx(rep["pipeline_p50_ms"] / rep["bare_p50_ms"], rel=1e-2)

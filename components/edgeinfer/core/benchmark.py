@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .config import EdgeInferConfig, PipelineConfig
-from .model import LoadedModel, load_model, resolve_package
+from .model import load_model, resolve_package
 from .pipeline import Pipeline
 from .sources import MemorySource
 from .tuning import tune_threads
@@ -64,27 +64,6 @@ def _busy(pipelined: dict[str, Any]) -> float | None:
     return round(pipelined["fps"] * stage["mean"] / 1e3, 3) if stage else None
 
 
-def bare_call(model: LoadedModel) -> Callable[[np.ndarray], Any]:
-    """The runtime's own inference call on the session/interpreter edgeinfer holds."""
-    b = model.backend
-    name = model.input_name
-    if b.name == "onnxruntime":
-        sess = b.session  # type: ignore[attr-defined]
-        return lambda t: sess.run(None, {name: t})
-    if b.name == "litert":
-        interp = b.interpreter  # type: ignore[attr-defined]
-        inp = interp.get_input_details()[0]["index"]
-        outs = [d["index"] for d in interp.get_output_details()]
-
-        def call(t: np.ndarray) -> list[np.ndarray]:
-            interp.set_tensor(inp, t)
-            interp.invoke()
-            return [interp.get_tensor(i) for i in outs]
-
-        return call
-    return lambda t: b.run({name: t})
-
-
 def _images(n_distinct: int = 5) -> list[np.ndarray]:
     from .demo import SAMPLE_IMAGES, sample_image
 
@@ -103,11 +82,9 @@ def run_benchmark(cfg: EdgeInferConfig, frames: int = 200, rounds: int = 5, prog
         model = tune_threads(model, cfg)  # what `edgeinfer run` would run with
         imgs = images or _images()
         tensors = [model.preprocessor(img)[0][None] for img in imgs]
-        call = bare_call(model)
+        call = model.backend.bare_call(model.input_name)  # the runtime's own call, on edgeinfer's session
         result = BenchResult(package.manifest.name, model.backend.info.summary(), frames)
-        if model.backend.name == "onnxruntime":
-            opts = model.backend.session.get_session_options()  # type: ignore[attr-defined]
-            result.threads = opts.intra_op_num_threads or None
+        result.threads = model.backend.threads()
         per_round = max(1, frames // rounds)
         seq_cfg = PipelineConfig(mode="sequential")
         seq: Pipeline | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -101,6 +102,16 @@ class Backend(ABC):
     @abstractmethod
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch. Arrays keep the batch dimension. Returns output name -> array."""
+
+    def bare_call(self, input_name: str) -> Callable[[np.ndarray], Any]:
+        """The runtime's own call for one input tensor, without edgeinfer's feed handling: what
+        ``edgeinfer bench`` compares the pipeline's infer stage with. Runtimes with a call of their own
+        override it."""
+        return lambda t: self.run({input_name: t})
+
+    def threads(self) -> int | None:
+        """Intra-op threads the runtime was opened with, when it says."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release device memory and handles."""

@@ -206,6 +206,17 @@ class LiteRtBackend(Backend):
             out[spec.name] = dequantize(value, spec.scale, spec.zero_point or 0) if spec.scale is not None else value
         return out
 
+    def bare_call(self, input_name: str) -> Callable[[np.ndarray], Any]:
+        interp, inp = self._interp, self._in_index[input_name]
+        outs = list(self._out_index.values())
+
+        def call(t: np.ndarray) -> list[np.ndarray]:
+            interp.set_tensor(inp, t)
+            interp.invoke()
+            return [interp.get_tensor(i) for i in outs]
+
+        return call
+
     def close(self) -> None:
         self._interp = None  # the interpreter goes before the delegates it uses
         self._delegates = []

@@ -8,6 +8,7 @@ really active and report any difference as ``degraded`` with the reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -134,6 +135,13 @@ class OnnxRuntimeBackend(Backend):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self.session.run(self._output_names, feeds)
         return dict(zip(self._output_names, outs, strict=True))
+
+    def bare_call(self, input_name: str) -> Callable[[np.ndarray], Any]:
+        sess = self.session
+        return lambda t: sess.run(None, {input_name: t})
+
+    def threads(self) -> int | None:
+        return self.session.get_session_options().intra_op_num_threads or None
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
