@@ -172,3 +172,18 @@ def test_bad_arguments(static_onnx: Path, tmp_path: Path) -> None:
         build_engine(static_onnx, tmp_path / "x.engine", "fp8")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least 1"):
         build_engine(static_onnx, tmp_path / "x.engine", workspace_mb=0)
+
+
+def test_the_cli_builds_an_engine_and_shows_the_builders_phases(static_onnx: Path, tmp_path: Path,
+                                                                 fake_gpu: FakeGpu) -> None:
+    """`edgeinfer model optimize`'s success path, in process with the fake TensorRT: the progress callback gets
+    our stages and the builder's phases (a one-argument callback crashed here once TensorRT was present)."""
+    from typer.testing import CliRunner
+
+    from edgeinfer.cli import app
+
+    out = tmp_path / "cli" / "mul.engine"
+    res = CliRunner().invoke(app, ["model", "optimize", str(static_onnx), "--out", str(out), "--precision", "fp16"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert f"engine written to {out}" in " ".join(res.output.split())
+    assert out.is_file() and json.loads(Path(str(out) + META_SUFFIX).read_text())["precision"] == "fp16"

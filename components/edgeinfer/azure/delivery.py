@@ -37,7 +37,7 @@ import ssl
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -45,6 +45,7 @@ from .. import __version__
 from ..core.modelpkg import sha256_file
 from ..core.netguard import MAX_REDIRECTS, Blocked, Outbound, Resolver, build_opener
 from ..core.paths import private_dir
+from ..core.progress import Progress, no_progress
 from ..core.redact import redact
 from ..core.remoteconfig import RemotePolicy
 from .errors import DeliveryError
@@ -58,11 +59,6 @@ FREE_MARGIN_RATIO = 0.10  # a download needs its size + 10 % + 16 MiB free befor
 FREE_MARGIN_BYTES = 16 * 1024**2
 RETAINED_FILE = "retained.json"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-Progress = Callable[[int, int | None], None]
-
-
-def _noop(_done: int, _total: int | None) -> None:
-    pass
 
 
 def file_name(uri: str) -> str:
@@ -147,7 +143,7 @@ class ModelDownloader:
         return nbytes + int(nbytes * self.free_margin_ratio) + self.free_margin_bytes
 
     # -- fetching ----------------------------------------------------------------------------------
-    def fetch(self, ref: ModelRef, progress: Progress = _noop, keep: Iterable[Path] = ()) -> Path:
+    def fetch(self, ref: ModelRef, progress: Progress = no_progress, keep: Iterable[Path] = ()) -> Path:
         """Download (or reuse) and verify ``ref``; return the local file. Raises DeliveryError.
 
         ``keep``: models that must survive this call (besides the retained ones) whatever happens; pruning
@@ -281,7 +277,7 @@ class ModelDownloader:
                 with self._writing(ref, part, done - len(block)):
                     out.write(block)
                     out.flush()
-                progress(done, total)
+                progress(f"downloading {ref.name} {ref.version}", done, total)
                 if self._stop.is_set():
                     raise _Retry("stopping")
             with self._writing(ref, part, done):

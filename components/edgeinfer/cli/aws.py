@@ -18,7 +18,7 @@ from .. import __version__
 from ..cloud.aws.clients import AwsClients
 from ..core.config import load_file
 from ..core.modelpkg.signing import Signer
-from .common import console, setup_logging
+from .common import console, setup_logging, status_progress
 
 ClientsFactory = Callable[[str | None, str | None], AwsClients]
 
@@ -131,7 +131,7 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
         signer = package_signer(lambda: clients(ctx), sign_key, kms_key)
         with console.status("publishing") as status:
             out = do_publish(clients(ctx), group, bucket, version, inference_version, not model_only, runtime_dir,
-                             select(platform), progress=lambda msg: status.update(msg), signer=signer)
+                             select(platform), progress=status_progress(status), signer=signer)
         console.print(f"[green]published[/] {group} v{out.registry.version} as {out.model_component} "
                       f"{out.model_version}" + (f"; {out.inference_component} {out.inference_version}"
                                                 if out.inference_component else "")

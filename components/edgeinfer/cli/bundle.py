@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..greengrass.recipes.platforms import PLATFORMS
-from .common import console, setup_logging
+from .common import console, setup_logging, task_progress
 
 DEFAULT_EXTRAS = "; ".join(f"{p.key}: {p.extras}" for p in PLATFORMS)
 
@@ -46,7 +46,7 @@ def bundle(
         task = prog.add_task("bundling", total=None)
         bundles = build_bundles(requests, out, wheel=wheel, version=version, find_links=find_links or (),
                                 cache=cache or cache_dir() / "bundle-wheels",
-                                progress=lambda msg: prog.update(task, description=msg))
+                                progress=task_progress(prog, task))
     for b in bundles:
         m = b.manifest
         console.print(f"[green]ok[/] {b.path} ({len(m.wheels)} wheels, {b.size / 1e6:.1f} MB; CPython {m.python}, "

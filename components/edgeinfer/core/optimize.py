@@ -19,7 +19,6 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,11 +26,10 @@ from typing import Any
 from .backends.base import Precision
 from .backends.tensorrt import META_SUFFIX, import_tensorrt, make_logger
 from .errors import BackendError, ConfigError, ModelError
+from .progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
-#: ``progress(phase, steps_done, steps_total)``: our own stages and TensorRT's build phases.
-ProgressFn = Callable[[str, int, int], None]
 
 #: calibration-cache header (``TRT-<version>-<algorithm>``) -> calibrator base class
 _CALIBRATORS = {"EntropyCalibration2": "IInt8EntropyCalibrator2", "EntropyCalibration": "IInt8EntropyCalibrator",
@@ -40,10 +38,10 @@ _CALIBRATORS = {"EntropyCalibration2": "IInt8EntropyCalibrator2", "EntropyCalibr
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: Precision = "fp16",
                  calibration_cache: str | Path | None = None, workspace_mb: int = 1024, max_batch: int = 1,
-                 progress: ProgressFn | None = None) -> Path:
+                 progress: Progress | None = None) -> Path:
     """Build ``engine_path`` from ``onnx_path``. A dynamic batch dim gets the profile 1..``max_batch``."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    report = progress or (lambda phase, done, total: None)
+    report = progress or no_progress  # our own stages and TensorRT's build phases
     if precision not in ("fp32", "fp16", "int8"):
         raise ConfigError(f"unknown precision {precision!r}", "use fp32, fp16 or int8")
     if precision == "int8" and calibration_cache is None:
@@ -178,7 +176,7 @@ def _batch_profile(builder: Any, network: Any, max_batch: int) -> Any | None:
     return profile
 
 
-def _progress_monitor(trt: ModuleType, report: ProgressFn) -> Any | None:
+def _progress_monitor(trt: ModuleType, report: Progress) -> Any | None:
     """A ``trt.IProgressMonitor`` forwarding build phases to ``report`` (None before TensorRT 10.0)."""
     if not hasattr(trt, "IProgressMonitor"):
         return None

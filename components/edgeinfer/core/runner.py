@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from .config import EdgeInferConfig, cache_dir
@@ -13,26 +12,22 @@ from .model import LoadedModel, load_model, resolve_package
 from .modelpkg.keys import KeySource, key_provider
 from .modelpkg.manifest import Manifest
 from .modelpkg.trust import check_package, refuse_bare
+from .progress import Progress, no_progress
 from .sinks.base import RunContext
 from .sources import ChainSource, Source, open_source
 from .tuning import tune_threads
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
 
 
-def noop(_: str) -> None:
-    pass
-
-
-def demo_model_path(progress: Progress = noop) -> Path:
+def demo_model_path(progress: Progress = no_progress) -> Path:
     from .demo import demo_packages
 
     return demo_packages(cache_dir(), progress)[0]
 
 
-def demo_source(progress: Progress = noop) -> Source:
+def demo_source(progress: Progress = no_progress) -> Source:
     from .demo import demo_frames
 
     folder, clip = demo_frames(cache_dir(), progress)
@@ -46,7 +41,7 @@ def context_for(config: EdgeInferConfig, model: LoadedModel) -> RunContext:
                       backend=model.backend.info)
 
 
-def load_configured(config: EdgeInferConfig, progress: Progress = noop, running: Manifest | None = None,
+def load_configured(config: EdgeInferConfig, progress: Progress = no_progress, running: Manifest | None = None,
                     key_source: KeySource | None = None) -> tuple[LoadedModel, dict[str, float]]:
     """The model ``config`` names (the demo model when none): sha256-verified, trusted (``trust.keys``: signed,
     not older than ``running`` or the newest activated), loaded, warmed up, threads tuned. Nothing is loaded

@@ -34,8 +34,9 @@ from .model import LoadedModel
 from .modelpkg.keys import KeySource
 from .modelpkg.trust import record_activated
 from .pipeline import Pipeline
+from .progress import Progress, no_progress
 from .redact import redact, redact_any
-from .runner import Progress, context_for, noop
+from .runner import context_for
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, write_json_atomic
 from .staging import Parts, Staged, pipeline_differs, stage, stage_telemetry, telemetry_differs
@@ -123,7 +124,7 @@ class _Runner(threading.Thread):
 
 class RunSession:
     def __init__(self, config: EdgeInferConfig, transport: Any | None = None, extra_sinks: list[Sink] | None = None,
-                 progress: Progress = noop, restart_backoff_s: tuple[float, float] = RESTART_BACKOFF_S,
+                 progress: Progress = no_progress, restart_backoff_s: tuple[float, float] = RESTART_BACKOFF_S,
                  key_source: KeySource | None = None) -> None:
         self.config = config
         self._keys = key_source  # the adapter's store for model decryption keys (Greengrass secrets, IoT Edge HSM)

@@ -16,7 +16,8 @@ from .errors import EdgeInferError
 from .model import LoadedModel
 from .modelpkg.keys import KeySource
 from .paths import ensure_dir, private_dir
-from .runner import Progress, demo_source, load_configured, noop
+from .progress import Progress, no_progress
+from .runner import demo_source, load_configured
 from .sinks.base import Sink
 from .sinks.files import file_sinks
 from .sources import Source, open_source
@@ -107,7 +108,7 @@ def stage_telemetry(st: Staged, injected_transport: Any | None) -> Staged:
 
 
 def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any | None = None,
-          progress: Progress = noop, reload_model: bool = False, key_source: KeySource | None = None) -> Staged:
+          progress: Progress = no_progress, reload_model: bool = False, key_source: KeySource | None = None) -> Staged:
     """Build what ``new`` needs that ``current`` does not already run (and the model again when
     ``reload_model``). Raises EdgeInferError and changes nothing when a piece cannot be built."""
     old = current.config if current is not None else None

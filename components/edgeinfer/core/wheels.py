@@ -9,15 +9,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import EdgeInferError, ModelError
 from .modelpkg.package import sha256_file
-
-Progress = Callable[[str], None]
+from .progress import Progress
 
 
 class PinnedWheel(BaseModel):

