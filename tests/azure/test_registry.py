@@ -70,3 +70,20 @@ def test_registry_errors(client: Any) -> None:
     with pytest.raises(RegistryError, match="no https download URL"):
         resolve_model(client, "internal", "1")
     assert resolve_model(client, "internal", "1", uri="https://cdn.example.com/i.zip").uri.endswith("/i.zip")
+
+
+def test_no_azure_login_is_one_line_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """azure-identity's own EnvironmentCredential with nothing set, as on a machine without `az login`: the
+    client signs in while it is built, and the SDK's many-line error becomes one line."""
+    from azure.identity import EnvironmentCredential
+
+    for var in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+                "AZURE_USERNAME", "AZURE_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(RegistryError) as err:
+        ml_client("edgeinfer-models", subscription_id="00000000-0000-0000-0000-000000000000",
+                  credential=EnvironmentCredential())
+    text = str(err.value)
+    assert text.startswith("cannot sign in to Azure for registry edgeinfer-models: ") and "\n" not in text
+    assert text.endswith("-> log in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET "
+                         "for a service principal")

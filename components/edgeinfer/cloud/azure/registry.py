@@ -28,8 +28,24 @@ def ml_client(registry: str, subscription_id: str | None = None, resource_group:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-    return MLClient(credential, subscription_id=subscription_id, resource_group_name=resource_group,
-                    registry_name=registry, **kwargs)
+    from azure.core.exceptions import AzureError, ClientAuthenticationError
+
+    try:  # with a registry name the client asks the service where the registry lives: it signs in here
+        return MLClient(credential, subscription_id=subscription_id, resource_group_name=resource_group,
+                        registry_name=registry, **kwargs)
+    except ClientAuthenticationError as exc:
+        raise RegistryError(f"cannot sign in to Azure for registry {registry}: {_first_line(exc)}",
+                            "log in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+                            "AZURE_CLIENT_SECRET for a service principal") from exc
+    except AzureError as exc:
+        raise RegistryError(f"cannot reach the Azure ML registry {registry}: {_first_line(exc)}",
+                            "check the registry name and your network") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The SDK's messages run to a hundred lines (one per credential tried): the first says what failed."""
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _lookup(meta: dict[str, Any] | None, key: str) -> str | None:
