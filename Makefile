@@ -25,7 +25,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/run_all.py
 
 docs: $(VENV)/.dev
-	$(BIN)/python scripts/gen_docs.py
+	$(BIN)/edgeinfer config docs > docs/configuration.md
 
 $(VENV)/.venv:
 	@scripts/bootstrap.sh python

@@ -41,3 +41,12 @@ def test_the_documented_local_settings_and_rules_validate() -> None:
     rules = _yaml_block("telemetry.md", "person_at_door")
     cfg = cfgmod.validate(rules, "docs/telemetry.md")
     assert [a.type for a in cfg.rules[0].actions] == ["alert", "local_topic", "command", "webhook"]
+
+
+def test_files_the_makefile_and_pyproject_name_exist() -> None:
+    import re
+
+    named = {m for f in ("Makefile", "pyproject.toml", "README.md")
+             for m in re.findall(r"\b((?:scripts|docs)/[\w./-]+\.(?:py|sh|md))", (ROOT / f).read_text())}
+    assert named, "the scan finds the references"
+    assert not [n for n in sorted(named) if not (ROOT / n).is_file()]
