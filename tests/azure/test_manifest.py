@@ -125,6 +125,14 @@ def test_bad_config_is_refused_with_the_key_named() -> None:
         build_manifest(ManifestOptions(config={"colour": "red"}))
 
 
+def test_the_twin_names_the_transport_the_module_uses() -> None:
+    doc = build_manifest(ManifestOptions())
+    desired = doc["modulesContent"]["edgeinfer"]["properties.desired"]
+    assert desired["telemetry"]["transport"] == "iotedge", "the module sends through its outputs: the twin says so"
+    with pytest.raises(ManifestError, match="the module sends telemetry through its outputs"):
+        build_manifest(ManifestOptions(config={"telemetry": {"transport": "stdout"}}))
+
+
 def test_bad_model_delivery_is_refused() -> None:
     with pytest.raises(ConfigError, match="sha256"):
         build_manifest(ManifestOptions(config={"model": {**MODEL, "sha256": "abc"}}))

@@ -74,6 +74,11 @@ def test_bad_patches_are_rejected_and_the_running_config_stays(edge_module: Star
     v = m.hub.patch_desired({"pipeline": {"queue_size": 8}, "colour": "red"})
     reported = config_state(m.hub, v, "rejected")
     assert "colour: unknown key" in reported["config"]["error"] and reported["config"]["applied_version"] == 1
+    v = m.hub.patch_desired({"colour": None, "telemetry": {"transport": "mqtt://127.0.0.1:1883"}})
+    reported = config_state(m.hub, v, "rejected")
+    assert "the module sends telemetry through its outputs" in reported["config"]["error"], reported
+    v = m.hub.patch_desired({"colour": "red", "telemetry": {"transport": None}})
+    config_state(m.hub, v, "rejected")
     status, stats = m.hub.invoke("getStats")
     assert status == 200 and stats["status"]["config_version"] == 0, "nothing was applied"
     v = m.hub.patch_desired({"colour": None, "model": {"score_threshold": 0.8}})

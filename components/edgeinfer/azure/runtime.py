@@ -38,6 +38,18 @@ def _default_factory(config: cfgmod.EdgeInferConfig, transport: ModuleOutputTran
     return RunSession(config, transport=transport)
 
 
+def _through_outputs(config: cfgmod.EdgeInferConfig) -> cfgmod.EdgeInferConfig:
+    """The module sends telemetry through its outputs whatever the twin says: the config it runs (and reports)
+    says so. A twin naming another transport is refused rather than silently ignored."""
+    transport = config.telemetry.transport
+    if transport not in ("none", ModuleOutputTransport.scheme):
+        raise ConfigError(f"telemetry.transport {transport!r}: the module sends telemetry through its outputs "
+                          "'telemetry' and 'alerts'", "leave telemetry.transport out (or give iotedge) and route "
+                          "the outputs in the deployment manifest")
+    telemetry = config.telemetry.model_copy(update={"transport": ModuleOutputTransport.scheme})
+    return config.model_copy(update={"telemetry": telemetry})
+
+
 class ModuleRuntime:
     def __init__(self, client: ModuleClient, device_id: str, state_dir: Path,
                  downloader: ModelDownloader | None = None, service_factory: ServiceFactory = _default_factory,
@@ -231,6 +243,7 @@ class ModuleRuntime:
         """The config a desired document means, with the model it names downloaded. Raises, changes nothing."""
         ref, rest = split_model(desired.doc)
         config = remote.resolve(rest, self._base, f"desired properties version {desired.version}")  # before download
+        config = _through_outputs(config)
         if ref is not None and config.model.path:
             raise ConfigError("the desired model has both a path and a uri", "give model.path or model.uri, not both")
         if ref is not None and (problem := remote.check_model_uri(ref.uri, config.remote)):

@@ -136,7 +136,12 @@ def desired_properties(config: dict[str, Any], model: ModelRef | None) -> dict[s
     model = model or delivery
     rest.pop("device_id", None)  # the module takes the IoT Edge device id
     validated = cfgmod.validate(cfgmod.deep_merge(cfgmod.defaults_json(), rest), "module desired properties")
+    if validated.telemetry.transport not in ("none", "iotedge"):
+        raise ManifestError(f"telemetry.transport {validated.telemetry.transport!r}: the module sends telemetry "
+                            "through its outputs", "leave telemetry.transport out; the outputs 'telemetry' and "
+                            "'alerts' are routed in $edgeHub's routes")
     desired = validated.model_dump(mode="json", exclude_none=True, exclude={"device_id"})
+    desired["telemetry"]["transport"] = "iotedge"  # what the module does: the twin says so
     if model is not None:
         desired["model"].update(model.model_dump(mode="json", exclude_none=True))
     return desired
