@@ -221,8 +221,12 @@ class Source:
                     return
                 if self._period:
                     now = time.monotonic()
-                    if next_t > now and self._sleep(next_t - now, cancel):
-                        return  # pacing a file to a frame rate, not synchronisation
+                    if next_t > now:
+                        if self._sleep(next_t - now, cancel):
+                            return  # pacing a file to a frame rate, not synchronisation
+                        # a paced file stands in for a camera: its frame is captured when it is due, so its
+                        # age at the result (the latency) does not include the wait for its turn
+                        frame.ts, frame.t_read = time.time(), time.perf_counter()
                     next_t = max(now, next_t) + self._period
                 yield frame
         finally:
