@@ -16,10 +16,12 @@ demo: $(VENV)/.demo
 test: $(VENV)/.dev
 	@scripts/bootstrap.sh test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run_all.py

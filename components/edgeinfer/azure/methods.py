@@ -66,7 +66,10 @@ def _object(payload: Any) -> dict[str, Any]:
 
 def fit_jpeg(jpeg: bytes, max_bytes: int) -> tuple[bytes, int, int]:
     """Re-encode smaller (quality, then size) until the base64 of the JPEG fits ``max_bytes``."""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise EdgeInferError("the snapshot is not a JPEG OpenCV can decode", "check OpenCV's JPEG support")
+    image = decoded
     h, w = image.shape[:2]
     quality = 85
     while len(jpeg) * 4 // 3 + 4 > max_bytes:

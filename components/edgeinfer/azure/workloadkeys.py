@@ -56,7 +56,7 @@ class WorkloadKeys:
         names = ("IOTEDGE_WORKLOADURI", "IOTEDGE_MODULEID", "IOTEDGE_MODULEGENERATIONID", "IOTEDGE_APIVERSION")
         if not all(e.get(n) for n in names):
             return None
-        return cls(*(e[n] for n in names))
+        return cls(e[names[0]], e[names[1]], e[names[2]], e[names[3]])
 
     def __call__(self, settings: DecryptionConfig) -> KeyProvider | None:
         wrapped = settings.iotedge_wrapped_key

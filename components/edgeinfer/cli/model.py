@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 import yaml
@@ -186,7 +186,7 @@ def optimize(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     try:
-        from ..core.optimize import build_engine
+        from ..core.optimize import Precision, build_engine
     except ImportError as exc:  # pragma: no cover - the module ships with the package
         raise EdgeInferError("engine building is unavailable", "reinstall edgeinfer") from exc
     src = onnx
@@ -198,8 +198,9 @@ def optimize(
         src = pkg.model_path
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
         task = prog.add_task("building engine", total=None)
-        engine = build_engine(src, out, precision=precision, calibration_cache=calibration_cache,
-                              workspace_mb=workspace_mb, progress=task_progress(prog, task))
+        engine = build_engine(src, out, precision=cast(Precision, precision),  # build_engine checks it
+                              calibration_cache=calibration_cache, workspace_mb=workspace_mb,
+                              progress=task_progress(prog, task))
     console.print(f"engine written to [bold]{escape(str(engine))}[/]")
 
 

@@ -141,9 +141,9 @@ def run(
                       + (f"[yellow]{left} events left in the outbox for the next start[/]" if left
                          else "everything delivered"))
     if cfg.output.dir:
-        out = Path(cfg.output.dir)
-        annotated = f"annotated frames: {out / 'annotated'}, " if cfg.output.annotate else ""
-        console.print(escape(f"results: {out / 'results.jsonl'}, {annotated}summary: {out / 'summary.json'}"),
+        out_dir = Path(cfg.output.dir)
+        annotated = f"annotated frames: {out_dir / 'annotated'}, " if cfg.output.annotate else ""
+        console.print(escape(f"results: {out_dir / 'results.jsonl'}, {annotated}summary: {out_dir / 'summary.json'}"),
                       soft_wrap=True)
     if state == "error":
         raise EdgeInferError(f"the run failed: {reason}", "see the log above for the cause")

@@ -131,7 +131,7 @@ def sample_image(name: str) -> np.ndarray:
 def make_clip(path: Path, frames: list[np.ndarray], fps: float = 15.0, size: tuple[int, int] = (768, 512),
               seconds_each: float = 1.0) -> Path:
     """An MJPG .avi that slowly zooms over each image (OpenCV here writes MJPG and mp4v, not H.264)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
     if not writer.isOpened():
         raise EdgeInferError(f"OpenCV cannot write {path}", "install opencv-python-headless with FFMPEG support")
     n = max(2, int(fps * seconds_each))

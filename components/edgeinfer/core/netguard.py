@@ -209,7 +209,7 @@ class GuardedHTTPConnection(http.client.HTTPConnection):
         self.outbound = outbound
 
     def _guarded_socket(self) -> socket.socket:
-        sock = self.outbound.connect(self.host, self.port, self.timeout, self.source_address)
+        sock = self.outbound.connect(self.host, self.port, self.timeout, getattr(self, "source_address", None))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -227,7 +227,7 @@ class GuardedHTTPSConnection(http.client.HTTPSConnection):
         self.tls_context = context
 
     def connect(self) -> None:
-        sock = self.outbound.connect(self.host, self.port, self.timeout, self.source_address)
+        sock = self.outbound.connect(self.host, self.port, self.timeout, getattr(self, "source_address", None))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self.sock = self.tls_context.wrap_socket(sock, server_hostname=self.host.strip("[]"))

@@ -182,7 +182,7 @@ def _progress_monitor(trt: ModuleType, report: Progress) -> Any | None:
         return None
     totals: dict[str, int] = {}
 
-    class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+    class Monitor(trt.IProgressMonitor):  # type: ignore[name-defined]
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
 

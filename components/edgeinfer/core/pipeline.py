@@ -185,7 +185,8 @@ class Pipeline:
             self._infer_batch(good[split:])
             return
         t0 = time.perf_counter()
-        stacked = good[0].tensor[None] if len(good) == 1 else np.stack([b.tensor for b in good])
+        tensors = [b.tensor for b in good if b.tensor is not None]  # all of them: ``good`` has tensors
+        stacked = tensors[0][None] if len(tensors) == 1 else np.stack(tensors)
         self.in_flight += 1
         try:
             outs = model.infer(stacked)  # type: ignore[union-attr]
@@ -268,6 +269,7 @@ class Pipeline:
             if not first and self.on_model_change is not None:
                 self.on_model_change(model)
         t0 = time.perf_counter()
+        assert it.transform is not None  # preprocess set it for every frame that reached inference
         output = model.decoder.decode(it.outputs, it.transform, model.labels)
         t1 = time.perf_counter()
         it.timings["decode"] = (t1 - t0) * 1e3  # type: ignore[index]

@@ -68,6 +68,7 @@ class Preprocessor:
             resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
         elif s.color == "GRAY":
             resized = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[:, :, None]
+        arr: np.ndarray
         if self._raw:
             arr = resized
         else:

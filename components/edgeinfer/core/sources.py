@@ -19,7 +19,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -99,12 +99,12 @@ def image_size(path: Path) -> tuple[int, int] | None:
     with path.open("rb") as f:
         head = f.read(32)
         if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-            return struct.unpack(">II", head[16:24])  # type: ignore[return-value]
+            return struct.unpack(">II", head[16:24])
         if head[:2] == b"\xff\xd8":
             return _jpeg_size(f)
         if head[:2] == b"BM" and len(head) >= 26:
             if struct.unpack("<I", head[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER
-                return struct.unpack("<HH", head[18:22])  # type: ignore[return-value]
+                return struct.unpack("<HH", head[18:22])
             w, h = struct.unpack("<ii", head[18:26])
             return abs(w), abs(h)
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
@@ -191,8 +191,8 @@ class Source:
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
 
-    def _stream(self, cancel: threading.Event | None) -> Iterator[Frame]:
-        return self.frames()
+    def _stream(self, cancel: threading.Event | None) -> Generator[Frame, None, None]:
+        yield from self.frames()
 
     def _stopped(self, cancel: threading.Event | None) -> bool:
         return self._closed.is_set() or (cancel is not None and cancel.is_set())
@@ -527,7 +527,7 @@ class LiveSource(Source):
             self._cond.notify_all()
         self._first_frame.set()
 
-    def _stream(self, cancel: threading.Event | None) -> Iterator[Frame]:
+    def _stream(self, cancel: threading.Event | None) -> Generator[Frame, None, None]:
         while not self._stopped(cancel):
             with self._cond:
                 if self._latest is None and not self._ended:
@@ -665,7 +665,7 @@ class ChainSource(Source):
         super().__init__(" + ".join(s.uri for s in sources))
         self.live = any(s.live for s in sources)
 
-    @property  # type: ignore[override]
+    @property
     def dropped(self) -> int:
         return self._own_dropped + sum(s.dropped for s in self.sources)
 
@@ -673,7 +673,7 @@ class ChainSource(Source):
     def dropped(self, value: int) -> None:
         self._own_dropped = value
 
-    @property  # type: ignore[override]
+    @property
     def bad(self) -> int:
         return self._own_bad + sum(s.bad for s in self.sources)
 
@@ -686,7 +686,7 @@ class ChainSource(Source):
         current = self._current
         return current.waiting if current is not None else None
 
-    def _stream(self, cancel: threading.Event | None) -> Iterator[Frame]:
+    def _stream(self, cancel: threading.Event | None) -> Generator[Frame, None, None]:
         try:
             for s in self.sources:
                 self._current = s

@@ -77,6 +77,7 @@ class ComponentApp:
             raise EdgeInferError(f"component failed to start: {error_text(exc)}", "see the component log") from exc
         self.config.last_good.save(raw)
         service = self.service
+        assert service is not None  # _start_service set it or raised
         self.config.watch(service.apply, raw)
         commands = CommandHandler(self.ipc, service, self.thing)
         commands.subscribe()

@@ -64,6 +64,8 @@ def fit_jpeg(jpeg: bytes, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
     if len(jpeg) <= limit:
         return jpeg
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise EdgeInferError("the snapshot is not a JPEG OpenCV can decode", "check OpenCV's JPEG support")
     for scale in (1.0, 0.75, 0.5, 0.35, 0.25):
         frame = img if scale == 1.0 else cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         for quality in (80, 65, 50):

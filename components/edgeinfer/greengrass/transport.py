@@ -76,13 +76,13 @@ class IpcTransport(Transport):
         done, pending = concurrent.futures.wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         for fut in done:
             key = futures[fut]
-            exc = fut.exception()
-            if exc is None:
+            failure = fut.exception()
+            if failure is None:
                 result.acked.add(key)
-            elif is_refusal(exc):
-                result.rejected[key] = f"{error_text(exc)} (check the component's accessControl for this topic)"
+            elif is_refusal(failure):
+                result.rejected[key] = f"{error_text(failure)} (check the component's accessControl for this topic)"
             else:
-                result.error = f"PublishToIoTCore: {error_text(exc)}"
+                result.error = f"PublishToIoTCore: {error_text(failure)}"
         if pending:
             result.error = f"{len(pending)} PublishToIoTCore call(s) unanswered after {timeout_s:.0f}s"
         return result

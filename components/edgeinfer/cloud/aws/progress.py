@@ -90,7 +90,8 @@ def device_status(clients: AwsClients, target: Target) -> list[DeviceStatus]:
                              coreDeviceThingName=device)
         effective = paginate(clients.greengrass.list_effective_deployments, "effectiveDeployments",
                              coreDeviceThingName=device)
-        latest = max(effective, key=lambda e: e.get("modifiedTimestamp") or e.get("creationTimestamp"), default=None)
+        latest = max(effective, key=lambda e: e.get("modifiedTimestamp") or e.get("creationTimestamp") or 0,
+                     default=None)
         out.append(DeviceStatus(
             device, core.get("status", "UNKNOWN"), core.get("lastStatusUpdateTimestamp"),
             f"{core.get('platform', '?')}/{core.get('architecture', '?')}",

@@ -144,4 +144,4 @@ class OnnxRuntimeBackend(Backend):
         return self.session.get_session_options().intra_op_num_threads or None
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None

@@ -65,7 +65,7 @@ def make_logger(trt: ModuleType) -> Any:
     levels = {getattr(trt.ILogger.Severity, name): level for name, level in _LOG_LEVELS.items()
               if hasattr(trt.ILogger.Severity, name)}
 
-    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+    class _Logger(trt.ILogger):  # type: ignore[name-defined]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
 

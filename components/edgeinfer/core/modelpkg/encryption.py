@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ALGORITHM = "aes-256-gcm"
+ALGORITHM: Literal["aes-256-gcm"] = "aes-256-gcm"
 
 
 class ModelEncryption(BaseModel):

@@ -101,7 +101,8 @@ def import_model(model_file: Path, task: str, out_dir: Path, name: str | None = 
         manifest = Manifest(
             name=name or _safe_name(model_file.stem), version=version, task=task, format=fmt,  # type: ignore[arg-type]
             model_file=target_name, files=files, input=spec, outputs=[o.name for o in outputs],
-            decoder=dec, labels=labels or [], source=source or {"imported_from": model_file.name},
+            decoder=dec,  # type: ignore[arg-type]  # pydantic validates the dict into a decoder
+            labels=labels or [], source=source or {"imported_from": model_file.name},
         )
         write_manifest(manifest, tmp)
         if out_dir.exists():

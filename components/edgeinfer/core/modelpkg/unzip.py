@@ -14,6 +14,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from ..errors import ModelError
 
@@ -146,7 +147,7 @@ def extract_plan(zf: zipfile.ZipFile, plan: ZipPlan, dest: Path, zip_name: str,
                        f"free space under {dest.parent} or make it writable") from exc
 
 
-def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, zip_name: str) -> zipfile.ZipExtFile:
+def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, zip_name: str) -> IO[bytes]:
     try:
         return zf.open(info)
     except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encrypted member
@@ -154,7 +155,7 @@ def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, zip_name: str) -> z
                    "zip the package with plain deflate and no password") from exc
 
 
-def _read(src: zipfile.ZipExtFile, info: zipfile.ZipInfo, zip_name: str) -> bytes:
+def _read(src: IO[bytes], info: zipfile.ZipInfo, zip_name: str) -> bytes:
     try:
         return src.read(_CHUNK)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:

@@ -150,7 +150,7 @@ class RuleConfig(_Strict):
     cooldown_s: float = Field(default=0.0, ge=0.0, le=86_400,
                               description="Least time between two alerts of this rule (at most a day)")
     hysteresis: Hysteresis = Field(default_factory=Hysteresis)
-    actions: list[Action] = Field(default_factory=lambda: [AlertAction()], min_length=1)
+    actions: list[Action] = Field(default_factory=lambda: list[Action]([AlertAction()]), min_length=1)
 
     @property
     def severity(self) -> Literal["info", "warning", "critical"]:

@@ -16,6 +16,7 @@ from .outputs import check_num_classes, pick_output, squeeze_leading
 
 
 class _YoloBase(DecoderBase):
+    type: str  # the subclass's Literal tag
     task: str = "detection"
     output: str | None = None  # output name; None = the first output
     score_threshold: float = Field(default=0.25, ge=0.0, le=1.0)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 EventType = Literal["result", "summary", "alert", "health"]
 
 #: Outbox eviction order when space runs out: lowest first. Alerts go last (and are sent first).

@@ -242,6 +242,7 @@ class Outbox:
         in row order (a third cheaper than looking each row up from a JSON list).
         """
         lo, hi = min(ns), max(ns)
+        args: tuple[int, int] | tuple[str]
         if hi - lo + 1 == len(ns) and len(set(ns)) == len(ns):
             where, args = _IN_RANGE, (lo, hi)
         else:

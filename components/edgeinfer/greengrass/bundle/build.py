@@ -57,7 +57,7 @@ def bundle_extras(request: BundleRequest, project: WheelInfo) -> tuple[str, ...]
         raise BundleError(f"edgeinfer {project.version} has no extra(s) {unknown}",
                           f"use some of: {', '.join(sorted(project.extras))}")
     if p.gpu_runtime:
-        extras.add(GPU_EXTRA)
+        extras.add(canonicalize_name(GPU_EXTRA))
     elif GPU_EXTRA in extras:
         raise BundleError(f"{p.key} is a CPU platform: its manifest runs onnxruntime, not onnxruntime-gpu",
                           "bundle --platform linux-amd64-nvidia or linux-aarch64-jetson for GPU hosts")

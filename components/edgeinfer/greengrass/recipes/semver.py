@@ -70,7 +70,8 @@ def _expand(op: str, text: str) -> list[_Bound]:
     if wild < 3 or len(parts) < 3:  # partial version: 1, 1.2, 1.x, *
         if not nums:
             return [] if op in ("", "=", ">=", "<=", "^", "~") else [_Bound("<", Version(0, 0, 0))]
-        lo = Version(*(nums + [0] * (3 - len(nums))))
+        full = nums + [0] * (3 - len(nums))
+        lo = Version(full[0], full[1], full[2])
         hi = Version(nums[0] + 1, 0, 0) if len(nums) == 1 else Version(nums[0], nums[1] + 1, 0)
         return {"": [_Bound(">=", lo), _Bound("<", hi)], "=": [_Bound(">=", lo), _Bound("<", hi)],
                 "^": [_Bound(">=", lo), _Bound("<", hi)], "~": [_Bound(">=", lo), _Bound("<", hi)],
