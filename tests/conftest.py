@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 # Downloaded/converted models are shared by all tests and kept between runs (the Makefile sets the same).
 os.environ.setdefault("EDGEINFER_CACHE_DIR", str(ROOT / ".cache"))
 

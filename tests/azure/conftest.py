@@ -31,7 +31,8 @@ from tests.conftest import LocalSettings, trusting_operator
 from tests.telemetry.pki import Pki, make_pki
 
 HERE = Path(__file__).resolve().parent
-SHARED_SCHEMAS = HERE.parents[2] / "shared" / "schemas" / "azure-iot-edge"
+# pinned copies of SchemaStore's IoT Edge schemas (Apache-2.0; SOURCE, LICENSE and SHA256SUMS beside them)
+SCHEMAS = HERE.parent / "data" / "schemas" / "azure-iot-edge"
 DEVICE, MODULE, GENERATION, HUB_HOST = "cam-01", "edgeinfer", "gen-7", "test-hub.azure-devices.net"
 FILES_PORT = 8443
 
@@ -42,9 +43,11 @@ def _operator_allows_the_test_folders(local_settings: LocalSettings, tmp_path_fa
     local_settings(trusting_operator(tmp_path_factory.getbasetemp()))
 
 @pytest.fixture(scope="session")
-def schema_folder() -> Path | None:
-    """The SchemaStore IoT Edge schemas when present (CI), else None: tests then use the own checks only."""
-    return schemas.schema_dir(SHARED_SCHEMAS if SHARED_SCHEMAS.is_dir() else None)
+def schema_folder() -> Path:
+    """The SchemaStore IoT Edge schemas the repository carries for its tests."""
+    folder = schemas.schema_dir(SCHEMAS)
+    assert folder is not None, f"{SCHEMAS} lacks {schemas.DEPLOYMENT}"
+    return folder
 
 
 def _unshare_prefix() -> list[str] | None:

@@ -47,8 +47,8 @@ def write_manifest(tmp_path: Path, *extra: str) -> Path:
     return out
 
 
-def test_manifest_then_validate(tmp_path: Path, schema_folder: Path | None) -> None:
-    schema_args = ["--schemas", str(schema_folder)] if schema_folder else []
+def test_manifest_then_validate(tmp_path: Path, schema_folder: Path) -> None:
+    schema_args = ["--schemas", str(schema_folder)]
     out = write_manifest(tmp_path, *schema_args)
     doc: dict[str, Any] = json.loads(out.read_text())
     desired = doc["modulesContent"]["edgeinfer"]["properties.desired"]
@@ -58,8 +58,7 @@ def test_manifest_then_validate(tmp_path: Path, schema_folder: Path | None) -> N
     assert "DeviceRequests" in agent["modules"]["edgeinfer"]["settings"]["createOptions"]
     result = run("validate", str(out), *schema_args)
     assert result.exit_code == 0 and "ok" in result.output
-    if schema_folder:
-        assert "SchemaStore" in result.output
+    assert "SchemaStore" in result.output
 
 
 def test_validate_lists_problems(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def options_of(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("platform", ["amd64", "arm64v8", "amd64.cuda", "arm64v8.l4t"])
-def test_generated_manifest_is_valid_for_every_platform(platform: str, schema_folder: Path | None) -> None:
+def test_generated_manifest_is_valid_for_every_platform(platform: str, schema_folder: Path) -> None:
     doc = build_manifest(ManifestOptions(registry="myacr.azurecr.io", platform=platform, model=MODEL))
     report = check_manifest(doc, schema_dir=schema_folder)
     assert report.ok, report.problems
@@ -51,7 +51,7 @@ def test_generated_manifest_is_valid_for_every_platform(platform: str, schema_fo
         assert "DeviceRequests" not in host
 
 
-def test_manifest_structure(schema_folder: Path | None) -> None:
+def test_manifest_structure(schema_folder: Path) -> None:
     doc = build_manifest(ManifestOptions(
         registry="myacr.azurecr.io", devices=["/dev/video0"], env={"LOG_FORMAT": "json"},
         credentials=[{"name": "myacr", "address": "myacr.azurecr.io", "username": "myacr",
@@ -83,7 +83,7 @@ def test_manifest_structure(schema_folder: Path | None) -> None:
     assert check_manifest(doc, schema_dir=schema_folder).ok
 
 
-def test_create_options_are_chunked_past_512_characters(schema_folder: Path | None) -> None:
+def test_create_options_are_chunked_past_512_characters(schema_folder: Path) -> None:
     binds = [f"/srv/edgeinfer/volume-{i:02d}:/mnt/volume-{i:02d}:ro" for i in range(40)]
     doc = build_manifest(ManifestOptions(create_options={"HostConfig": {"Binds": binds}}, model=MODEL))
     settings = module_settings(doc)
@@ -100,7 +100,7 @@ def test_create_options_over_eight_chunks_are_refused() -> None:
         build_manifest(ManifestOptions(create_options={"HostConfig": {"Binds": binds}}))
 
 
-def test_user_template_with_other_modules(tmp_path: Path, schema_folder: Path | None) -> None:
+def test_user_template_with_other_modules(tmp_path: Path, schema_folder: Path) -> None:
     template = json.loads(DEFAULT_TEMPLATE.read_text())
     modules = template["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
     modules["camproxy"] = {"version": "1.0", "type": "docker", "status": "running", "restartPolicy": "always",
@@ -150,7 +150,7 @@ def _valid() -> dict[str, Any]:
     return build_manifest(ManifestOptions(registry="myacr.azurecr.io", model=MODEL))
 
 
-def _problems(doc: dict[str, Any], schema_folder: Path | None) -> str:
+def _problems(doc: dict[str, Any], schema_folder: Path) -> str:
     report = check_manifest(doc, schema_dir=schema_folder)
     assert not report.ok
     with pytest.raises(ManifestError, match="invalid manifest"):
@@ -158,13 +158,13 @@ def _problems(doc: dict[str, Any], schema_folder: Path | None) -> str:
     return "\n".join(report.problems)
 
 
-def test_invalid_create_options_json_is_caught(schema_folder: Path | None) -> None:
+def test_invalid_create_options_json_is_caught(schema_folder: Path) -> None:
     doc = _valid()
     module_settings(doc)["createOptions"] = '{"HostConfig": {"Binds": ["a:b"]'
     assert "createOptions is not valid JSON" in _problems(doc, schema_folder)
 
 
-def test_unchunked_or_gapped_create_options_are_caught(schema_folder: Path | None) -> None:
+def test_unchunked_or_gapped_create_options_are_caught(schema_folder: Path) -> None:
     doc = _valid()
     module_settings(doc)["createOptions"] = json.dumps({"HostConfig": {"Binds": ["/x:/y"] * 60}})
     assert "a chunk holds at most 512" in _problems(doc, schema_folder)
@@ -175,20 +175,20 @@ def test_unchunked_or_gapped_create_options_are_caught(schema_folder: Path | Non
     assert "not contiguous" in _problems(doc, schema_folder)
 
 
-def test_inline_registry_password_is_caught(schema_folder: Path | None) -> None:
+def test_inline_registry_password_is_caught(schema_folder: Path) -> None:
     doc = _valid()
     agent(doc)["runtime"]["settings"]["registryCredentials"]["acr"] = {
         "address": "myacr.azurecr.io", "username": "myacr", "password": "hunter2-real-password"}
     assert "inline secret" in _problems(doc, schema_folder)
 
 
-def test_twin_over_32_kb_is_caught(schema_folder: Path | None) -> None:
+def test_twin_over_32_kb_is_caught(schema_folder: Path) -> None:
     doc = _valid()
     doc["modulesContent"]["edgeinfer"]["properties.desired"]["source"]["uri"] = "rtsp://" + "x" * 33_000
     assert f"a twin allows {TWIN_PROPERTIES_MAX_BYTES}" in _problems(doc, schema_folder)
 
 
-def test_module_desired_properties_are_checked_against_the_config_schema(schema_folder: Path | None) -> None:
+def test_module_desired_properties_are_checked_against_the_config_schema(schema_folder: Path) -> None:
     doc = _valid()
     doc["modulesContent"]["edgeinfer"]["properties.desired"]["pipeline"]["mode"] = "turbo"
     assert "pipeline.mode" in _problems(doc, schema_folder)
@@ -197,7 +197,7 @@ def test_module_desired_properties_are_checked_against_the_config_schema(schema_
     assert "model delivery" in _problems(doc, schema_folder)
 
 
-def test_routes_from_missing_modules_and_placeholders_are_caught(schema_folder: Path | None) -> None:
+def test_routes_from_missing_modules_and_placeholders_are_caught(schema_folder: Path) -> None:
     doc = _valid()
     doc["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]["ghost"] = \
         "FROM /messages/modules/ghost/outputs/* INTO $upstream"
@@ -206,15 +206,13 @@ def test_routes_from_missing_modules_and_placeholders_are_caught(schema_folder: 
     assert "module 'ghost'" in text and "${MODULES.edgeinfer}" in text
 
 
-def test_bad_twin_keys_are_caught(schema_folder: Path | None) -> None:
+def test_bad_twin_keys_are_caught(schema_folder: Path) -> None:
     doc = _valid()
     doc["modulesContent"]["edgeinfer"]["properties.desired"]["bad.key"] = 1
     assert "key 'bad.key' is not allowed in a twin" in _problems(doc, schema_folder)
 
 
-def test_schemastore_schemas_catch_what_they_cover(schema_folder: Path | None) -> None:
-    if schema_folder is None:
-        pytest.skip("SchemaStore schemas not present (../shared/schemas/azure-iot-edge); own checks ran above")
+def test_schemastore_schemas_catch_what_they_cover(schema_folder: Path) -> None:
     doc = _valid()
     agent(doc)["modules"]["edgeinfer"]["restartPolicy"] = "sometimes"
     doc2 = copy.deepcopy(_valid())

@@ -18,7 +18,7 @@ from .common import console, setup_logging
 azure_app = typer.Typer(no_args_is_help=True)
 
 SchemasOpt = Annotated[Path | None, typer.Option("--schemas", help="Folder of the SchemaStore azure-iot-edge "
-                                                 "schemas (default: ../shared/schemas/azure-iot-edge when present)")]
+                                                 "schemas (default: $EDGEINFER_SCHEMAS_DIR/azure-iot-edge when set)")]
 ModuleOpt = Annotated[str, typer.Option(help="Module name in the deployment")]
 ConnOpt = Annotated[str, typer.Option(help="Environment variable holding the IoT Hub connection string")]
 

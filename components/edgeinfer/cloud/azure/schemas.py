@@ -1,9 +1,9 @@
 """The SchemaStore IoT Edge deployment schemas, resolved locally.
 
-They are not shipped with edgeinfer (CI has them in ``../shared/schemas/azure-iot-edge/``); when none
-are found the manifest still gets the project's own checks. The files mix draft-04 and draft-07 and
-refer to each other by ``https://json.schemastore.org/<file>``: every reference resolves to the local
-copy, nothing is fetched.
+They are not shipped with edgeinfer: pass their folder (``--schemas``) or set ``EDGEINFER_SCHEMAS_DIR``
+(its ``azure-iot-edge/`` subfolder); without them the manifest still gets the project's own checks. The
+files mix draft-04 and draft-07 and refer to each other by ``https://json.schemastore.org/<file>``: every
+reference resolves to the local copy, nothing is fetched.
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ TEMPLATE = "azure-iot-edge-deployment-template-4.0.json"
 
 
 def schema_dir(explicit: str | Path | None = None) -> Path | None:
-    """``explicit`` > $EDGEINFER_SCHEMAS_DIR/azure-iot-edge > ../shared/schemas/azure-iot-edge next to the repo."""
+    """``explicit`` > $EDGEINFER_SCHEMAS_DIR/azure-iot-edge; None when neither is given. Nothing is looked for
+    beside the checkout."""
     candidates: list[Path] = []
     if explicit:
         candidates.append(Path(explicit))
     if env := os.environ.get("EDGEINFER_SCHEMAS_DIR"):
         candidates.append(Path(env) / "azure-iot-edge")
-    repo = Path(__file__).resolve().parents[4]
-    candidates += [repo.parent / "shared" / "schemas" / "azure-iot-edge", Path.cwd().parent / "shared" / "schemas"
-                   / "azure-iot-edge"]
     return next((c for c in candidates if (c / DEPLOYMENT).is_file()), None)
 
 

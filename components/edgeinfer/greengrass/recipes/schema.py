@@ -1,7 +1,7 @@
 """Validation against the Greengrass recipe JSON schema (GDK's), when it and ``jsonschema`` are present.
 
-The schema is not shipped with edgeinfer (it lives with the GDK, Apache-2.0): pass its path, set
-``EDGEINFER_GREENGRASS_RECIPE_SCHEMA``, or keep a checkout next to ``shared/schemas/greengrass/``.
+The schema is not shipped with edgeinfer (it lives with the GDK, Apache-2.0): pass its path (``--schema``)
+or set ``EDGEINFER_GREENGRASS_RECIPE_SCHEMA``. Nothing is looked for beside the checkout.
 Like the GDK, keys are lower-cased before validating (draft-07). The project's own checks
 (``checks.py``) are stricter and never need the schema.
 """
@@ -20,16 +20,16 @@ SCHEMA_FILE = "recipe_schema.json"
 
 
 def find_schema(explicit: Path | None = None) -> Path | None:
-    """``explicit`` > $EDGEINFER_GREENGRASS_RECIPE_SCHEMA > ../shared/schemas/greengrass next to a checkout."""
+    """``explicit`` > $EDGEINFER_GREENGRASS_RECIPE_SCHEMA; None when neither is given."""
     if explicit is not None:
         if not explicit.is_file():
             raise RecipeError(f"recipe schema {explicit} does not exist", "pass the GDK's recipe_schema.json")
         return explicit
     if env := os.environ.get(ENV):
-        return Path(env) if Path(env).is_file() else None
-    checkout = Path(__file__).resolve().parents[4]
-    candidate = checkout.parent / "shared" / "schemas" / "greengrass" / SCHEMA_FILE
-    return candidate if candidate.is_file() else None
+        if not Path(env).is_file():
+            raise RecipeError(f"{ENV}={env} is not a file", "point it at the GDK's recipe_schema.json, or unset it")
+        return Path(env)
+    return None
 
 
 def lower_keys(node: Any) -> Any:
