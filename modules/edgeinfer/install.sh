@@ -33,7 +33,7 @@ deps)
     $pip uninstall --yes edgeinfer
     rm -rf "$stub"
     if [ "$ort" != "onnxruntime" ]; then
-        # onnxruntime-gpu cannot share an environment with onnxruntime (docs/install.md)
+        # onnxruntime-gpu cannot share an environment with onnxruntime (docs/backends.md)
         $pip uninstall --yes onnxruntime
         $pip install "$@" "$ort"
     fi
