@@ -3,7 +3,9 @@
 # root on Debian/Ubuntu; otherwise says exactly what is missing and how to install it, and fails.
 #   scripts/bootstrap.sh python        python3 with venv + pip (make demo, make test)
 #   scripts/bootstrap.sh test          + mosquitto (telemetry tests), node/npm (CDK synth) and GStreamer's
-#                                      RTSP server for the system python3 (the RTSP camera in tests/faults)
+#                                      RTSP server for the system python3 (the RTSP camera in tests/faults),
+#                                      buildah + mmdebstrap (the IoT Edge module image, built and run in
+#                                      tests/image; that tier also needs root and skips without it)
 set -euo pipefail
 what=${1:-python}
 missing=()   # Debian package names
@@ -19,6 +21,8 @@ if [ "$what" = test ]; then
   need_cmd mosquitto mosquitto
   need_cmd node nodejs
   need_cmd npm npm
+  need_cmd buildah buildah
+  need_cmd mmdebstrap mmdebstrap
   # The test RTSP camera runs on the system python (the venv cannot import gi): PyGObject + GstRtspServer
   # + the JPEG/RTP elements of plugins-good.
   /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' \
