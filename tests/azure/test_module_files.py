@@ -35,6 +35,30 @@ def platforms() -> dict[str, str]:
     return module_json()["image"]["tag"]["platforms"]
 
 
+def dockerignored(rel: str) -> bool:
+    """Whether the build context leaves ``rel`` out, by ``.dockerignore`` as the builder reads it: each
+    pattern matches the path or one of its parent folders (``**`` any depth), the last match wins, ``!``
+    takes a path back in."""
+    ignored = False
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = re.escape(line.lstrip("!").strip("/")).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*")
+        pattern = pattern.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(pattern, prefix) for prefix in prefixes):
+            ignored = not negate
+    return ignored
+
+
+def test_dockerignore_reading() -> None:
+    assert dockerignored("tests/conftest.py") and dockerignored("components/edgeinfer/__pycache__/x.pyc")
+    assert not dockerignored("components/edgeinfer/azure/twin.py") and not dockerignored("pyproject.toml")
+
+
 def test_module_json_follows_iotedgedev_conventions() -> None:
     doc = module_json()
     assert doc["$schema-version"] == "0.0.1"
@@ -111,6 +135,7 @@ def test_dockerfile_structure(platform: str) -> None:
             for src in shlex.split(copy)[:-1]:
                 if not src.startswith("--"):
                     assert (ROOT / src).exists(), f"{path.name} copies {src}, which the build context lacks"
+                    assert not dockerignored(src), f"{path.name} copies {src}, which .dockerignore leaves out"
     if platform in GPU_PLATFORMS:
         assert "NVIDIA_VISIBLE_DEVICES" in " ".join(final.all("ENV"))
 
