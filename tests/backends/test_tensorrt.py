@@ -59,7 +59,7 @@ def test_missing_tensorrt_says_what_to_install(doubler: Path, monkeypatch: pytes
             make()
         text = str(err.value)
         assert text.startswith("TensorRT is not installed")
-        assert "pip install edgeinfer[tensorrt]" in text and "JetPack" in text and "--backend onnxruntime" in text
+        assert "pip install 'edgeinfer[tensorrt]'" in text and "JetPack" in text and "--backend onnxruntime" in text
 
 
 def test_tensorrt_older_than_10_is_refused(doubler: Path, monkeypatch: pytest.MonkeyPatch) -> None:

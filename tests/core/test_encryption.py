@@ -195,7 +195,8 @@ def test_no_engine_cache_for_an_encrypted_model_and_file_only_backends_refuse_by
 
     monkeypatch.setattr(registry, "backend_class", lambda name: FileOnly)
     with pytest.raises(ModelError, match="backend onnxruntime cannot load an encrypted model"):
-        open_backend(demo_pkgs[0] / "model.onnx", "onnx", opts, model_bytes=b"x")
+        open_backend(demo_pkgs[0] / "model.onnx", "onnx", opts.model_copy(update={"name": "onnxruntime"}),
+                     model_bytes=b"x")
 
 
 def test_cli_encrypts_with_a_new_key_and_verifies_without_it(demo_pkgs: tuple[Path, Path], tmp_path: Path) -> None:

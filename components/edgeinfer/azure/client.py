@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
+from ..core.plugins import install_hint
 from .errors import ModuleError
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def create_module_client(**kwargs: Any) -> ModuleClient:
     try:
         from azure.iot.device import IoTHubModuleClient
     except ImportError as exc:
-        raise ModuleError(f"azure-iot-device is not installed ({exc.name})", "pip install 'edgeinfer[azure]'") from exc
+        raise ModuleError(f"azure-iot-device is not installed ({exc.name})", install_hint("azure.iot.device")) from exc
     try:
         # the SDK's class satisfies ModuleClient at run time (tests/azure drive the real one); its own
         # annotations differ in details the protocol does not use

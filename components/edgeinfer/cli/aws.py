@@ -18,6 +18,7 @@ from .. import __version__
 from ..cloud.aws.clients import AwsClients
 from ..core.config import load_file
 from ..core.modelpkg.signing import Signer
+from ..core.plugins import install_hint
 from .common import console, setup_logging, status_progress
 
 ClientsFactory = Callable[[str | None, str | None], AwsClients]
@@ -29,7 +30,7 @@ def boto3_clients(region: str | None, profile: str | None) -> AwsClients:
     except ImportError as exc:
         from ..core.errors import EdgeInferError
 
-        raise EdgeInferError("the AWS commands need boto3", "pip install 'edgeinfer[aws-cloud]'") from exc
+        raise EdgeInferError("the AWS commands need boto3", install_hint("boto3")) from exc
     return AwsClients.from_session(boto3.Session(region_name=region, profile_name=profile))
 
 

@@ -23,6 +23,7 @@ from . import wheels
 from .errors import EdgeInferError
 from .modelpkg.manifest import FileEntry, InputSpec, Manifest
 from .modelpkg.package import MANIFEST_NAME, sha256_file, write_manifest
+from .plugins import install_hint
 from .progress import Progress, no_progress
 from .tasks.ssd import SsdAnchorDecoder
 
@@ -57,7 +58,7 @@ def _convert(tflite: Path, onnx_out: Path) -> None:
     try:
         import tflite2onnx
     except ImportError as exc:
-        raise EdgeInferError("building the demo model needs tflite2onnx", "pip install 'edgeinfer[demo]'") from exc
+        raise EdgeInferError("building the demo model needs tflite2onnx", install_hint("tflite2onnx")) from exc
     import onnx  # tflite2onnx's own dependency
 
     logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
@@ -121,7 +122,7 @@ def sample_image(name: str) -> np.ndarray:
     try:
         from skimage import data
     except ImportError as exc:
-        raise EdgeInferError("demo frames come from scikit-image", "pip install 'edgeinfer[demo]'") from exc
+        raise EdgeInferError("demo frames come from scikit-image", install_hint("skimage")) from exc
     img = getattr(data, name)()
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import EdgeInferError
+from .plugins import install_hint
 
 if TYPE_CHECKING:
     from .benchmark import BenchResult
@@ -21,7 +22,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise EdgeInferError("plots need matplotlib", "pip install 'edgeinfer[plots]'") from exc
+        raise EdgeInferError("plots need matplotlib", install_hint("matplotlib")) from exc
     return plt
 
 

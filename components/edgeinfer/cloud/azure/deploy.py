@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ... import __version__
+from ...core.plugins import install_hint
 from .errors import DeployError
 from .validate import SECRET_REF
 
@@ -84,7 +85,7 @@ def connect(connection_string_env: str = "IOTHUB_CONNECTION_STRING") -> HubClien
     try:
         from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
     except ImportError as exc:
-        raise DeployError(f"azure-iot-hub is not installed ({exc.name})", "pip install 'edgeinfer[azure]'") from exc
+        raise DeployError(f"azure-iot-hub is not installed ({exc.name})", install_hint("azure.iot.hub")) from exc
     try:
         return HubClients(IoTHubConfigurationManager.from_connection_string(cs),
                           IoTHubRegistryManager.from_connection_string(cs))

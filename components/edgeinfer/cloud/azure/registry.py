@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ...azure.modelref import ModelRef
+from ...core.plugins import install_hint
 from .errors import RegistryError
 
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -23,7 +24,7 @@ def ml_client(registry: str, subscription_id: str | None = None, resource_group:
     try:
         from azure.ai.ml import MLClient
     except ImportError as exc:
-        raise RegistryError(f"azure-ai-ml is not installed ({exc.name})", "pip install 'edgeinfer[azureml]'") from exc
+        raise RegistryError(f"azure-ai-ml is not installed ({exc.name})", install_hint("azure.ai.ml")) from exc
     if credential is None:
         from azure.identity import DefaultAzureCredential
 
@@ -59,7 +60,7 @@ def resolve_model(client: Any, name: str, version: str | None = None, uri: str |
     try:
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
     except ImportError as exc:
-        raise RegistryError("azure-core is not installed", "pip install 'edgeinfer[azureml]'") from exc
+        raise RegistryError("azure-core is not installed", install_hint("azure.core")) from exc
     scope = getattr(client, "_operation_scope", None)
     where = getattr(scope, "registry_name", None) or "the Azure ML registry"
     try:

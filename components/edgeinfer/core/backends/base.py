@@ -91,6 +91,8 @@ class Backend(ABC):
     formats: ClassVar[tuple[str, ...]]
     #: takes ``model_bytes=`` (an encrypted model, decrypted in memory: never written to disk)
     loads_bytes: ClassVar[bool] = False
+    #: ``auto`` picks the installed backend with the lowest rank among those that load the model's format
+    rank: ClassVar[int] = 100
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]

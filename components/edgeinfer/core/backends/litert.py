@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BackendError, ModelError
+from ..plugins import install_hint
 from .base import Backend, BackendInfo, BackendOptions, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
 class LiteRtBackend(Backend):
     name: ClassVar[str] = "litert"
     formats: ClassVar[tuple[str, ...]] = ("tflite",)
+    rank: ClassVar[int] = 10
     loads_bytes: ClassVar[bool] = True
 
     def __init__(self, model_path: Path, options: BackendOptions, *,
@@ -82,7 +84,7 @@ class LiteRtBackend(Backend):
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
             raise BackendError("LiteRT is not installed (python module ai_edge_litert)",
-                               "pip install 'edgeinfer[tflite]'") from exc
+                               install_hint("ai_edge_litert")) from exc
         if options.device not in (None, *DEVICES):
             raise BackendError(f"litert has no device {options.device!r}", f"use one of {list(DEVICES)}")
         model_path = Path(model_path)

@@ -51,6 +51,7 @@ def provider_chain(options: BackendOptions) -> list[str]:
 class OnnxRuntimeBackend(Backend):
     name: ClassVar[str] = "onnxruntime"
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    rank: ClassVar[int] = 10
     loads_bytes: ClassVar[bool] = True
 
     def __init__(self, model_path: Path, options: BackendOptions, *, model_bytes: bytes | None = None) -> None:

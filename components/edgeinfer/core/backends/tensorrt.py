@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BackendError, ModelError
+from ..plugins import install_hint
 from .base import Backend, BackendInfo, BackendOptions, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,7 @@ def import_tensorrt() -> ModuleType:
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise BackendError("TensorRT is not installed (python module 'tensorrt')",
-                           "install the NVIDIA TensorRT wheels (pip install edgeinfer[tensorrt] from NVIDIA's "
-                           "index) or JetPack on Jetson; or run the .onnx with --backend onnxruntime") from exc
+        raise BackendError("TensorRT is not installed (python module 'tensorrt')", install_hint("tensorrt")) from exc
     version = str(getattr(trt, "__version__", "0"))
     if int(version.split(".")[0] or 0) < 10:
         raise BackendError(f"TensorRT {version} is too old: edgeinfer needs TensorRT 10 or newer",
@@ -56,7 +55,7 @@ def import_cudart() -> Any:
             from cuda import cudart
         except ImportError as exc:
             raise BackendError("cuda-python is not installed (needed for TensorRT device buffers)",
-                               "pip install 'cuda-python>=12' (part of edgeinfer[tensorrt])") from exc
+                               install_hint("cuda")) from exc
     return cudart
 
 
@@ -86,6 +85,7 @@ def read_meta(engine_path: Path) -> dict[str, Any]:
 class TensorRtBackend(Backend):
     name: ClassVar[str] = "tensorrt"
     formats: ClassVar[tuple[str, ...]] = ("tensorrt",)
+    rank: ClassVar[int] = 10
     loads_bytes: ClassVar[bool] = True
 
     def __init__(self, model_path: Path, options: BackendOptions, *, model_bytes: bytes | None = None) -> None:

@@ -1,29 +1,21 @@
-"""Lazy transport registry: URI scheme -> implementation, each module imported on first use.
+"""Transport registry: URI scheme -> the transport installed under that name, imported on first use.
 
-``edgeinfer.core`` never imports a vendor SDK: the MQTT transport (awscrt) lives in
-``edgeinfer.mqtt`` and is named here only as a string. Adapters register more schemes by adding
-rows (Greengrass IPC, IoT Edge outputs).
+``edgeinfer.core`` never imports a vendor SDK and names no adapter: transports are ``edgeinfer.transports``
+entry points (core/plugins.py). edgeinfer declares stdout and file (core), mqtt/mqtts (``edgeinfer.mqtt``,
+awscrt), greengrass (IPC) and iotedge (module outputs); another package can add its own scheme.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import cast
 
+from .. import plugins
 from ..errors import ConfigError, TelemetryError
 from .config import TelemetryConfig
 from .transport import Transport
 
-#: scheme -> (module, class, what installs its dependencies)
-TRANSPORTS: dict[str, tuple[str, str, str]] = {
-    "stdout": ("edgeinfer.core.telemetry.stdio", "StdoutTransport", "edgeinfer (base install)"),
-    "file": ("edgeinfer.core.telemetry.stdio", "FileTransport", "edgeinfer (base install)"),
-    "mqtt": ("edgeinfer.mqtt.transport", "MqttTransport", "edgeinfer[aws]"),
-    "mqtts": ("edgeinfer.mqtt.transport", "MqttTransport", "edgeinfer[aws]"),
-    "greengrass": ("edgeinfer.greengrass.transport", "IpcTransport", "edgeinfer[aws]"),
-    "iotedge": ("edgeinfer.azure.transport", "ModuleOutputTransport", "edgeinfer[azure]"),
-}
 NONE = "none"
+_USAGE = "none, stdout, file:PATH, mqtt://host:port, mqtts://host:port?ca=..&cert=..&key=.."
 
 
 def scheme_of(uri: str) -> str:
@@ -32,16 +24,16 @@ def scheme_of(uri: str) -> str:
 
 
 def transport_class(scheme: str) -> type[Transport]:
-    if scheme not in TRANSPORTS:
-        raise ConfigError(f"unknown telemetry transport {scheme!r}",
-                          f"use one of: {NONE}, stdout, file:PATH, mqtt://host:port, mqtts://host:port?ca=..&cert=..&key=..")
-    module_name, cls_name, extra = TRANSPORTS[scheme]
     try:
-        module = importlib.import_module(module_name)
+        cls = plugins.load(plugins.TRANSPORTS, scheme)
+    except KeyError:
+        others = sorted(set(plugins.names(plugins.TRANSPORTS)) - {"stdout", "file", "mqtt", "mqtts"})
+        raise ConfigError(f"unknown telemetry transport {scheme!r}",
+                          f"use one of: {_USAGE}" + (f", or {', '.join(others)}" if others else "")) from None
     except ImportError as exc:
-        raise TelemetryError(f"telemetry transport {scheme!r} is not installed ({exc.name or exc})",
-                             f"pip install '{extra}'") from exc
-    return cast(type[Transport], getattr(module, cls_name))
+        raise TelemetryError(f"telemetry transport {scheme!r} cannot be loaded: python module {exc.name or exc} "
+                             "is missing", plugins.install_hint(exc.name)) from exc
+    return cast(type[Transport], cls)
 
 
 def open_transport(uri: str, cfg: TelemetryConfig, device_id: str) -> Transport | None:
@@ -49,4 +41,9 @@ def open_transport(uri: str, cfg: TelemetryConfig, device_id: str) -> Transport 
     scheme = scheme_of(uri)
     if scheme == NONE:
         return None
-    return transport_class(scheme).from_uri(uri.strip(), cfg, device_id)
+    cls = transport_class(scheme)
+    try:
+        return cls.from_uri(uri.strip(), cfg, device_id)
+    except ImportError as exc:  # an SDK the transport imports when it opens
+        raise TelemetryError(f"telemetry transport {scheme!r} cannot start: python module {exc.name or exc} "
+                             "is missing", plugins.install_hint(exc.name)) from exc
