@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from edgeinfer.azure.delivery import ModelDownloader
 from edgeinfer.azure.errors import DeliveryError
+from edgeinfer.azure.model_download import ModelDownloader
 from edgeinfer.azure.modelref import ModelRef
 from edgeinfer.core.errors import EdgeInferError
 from edgeinfer.core.netguard import Blocked, Outbound, address_refused, host_allowed, pattern_problem, resolve_checked

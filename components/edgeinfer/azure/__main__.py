@@ -22,7 +22,7 @@ from ..core.heap import frozen_heap
 from ..core.session import RunSession
 from ..core.signals import StopSignals
 from .client import create_module_client, edge_identity
-from .delivery import DEFAULT_MAX_BYTES, ModelDownloader
+from .model_download import DEFAULT_MAX_BYTES, ModelDownloader
 from .runtime import ModuleRuntime
 from .transport import ModuleOutputTransport
 from .workloadkeys import WorkloadKeys

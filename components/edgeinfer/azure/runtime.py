@@ -21,9 +21,9 @@ from ..core import remote
 from ..core.errors import ConfigError, EdgeInferError
 from ..core.session import RunSession
 from .client import ModuleClient
-from .delivery import ModelDownloader
 from .errors import DeliveryError, ModuleError, NoModelError
 from .methods import MethodHandlers
+from .model_download import ModelDownloader
 from .modelref import ModelRef, split_model
 from .transport import ModuleOutputTransport
 from .twin import ConfigState, DeliveryState, Desired, LastGood, ModuleState, reported_properties

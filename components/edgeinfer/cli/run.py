@@ -17,6 +17,7 @@ from ..core.heap import frozen_heap
 from ..core.session import RunSession
 from ..core.signals import StopSignals
 from ..core.sinks.base import RunContext
+from ..core.stats import STAGES
 from ..core.types import FrameResult
 from .common import build_config, console, console_err, setup_logging, status_progress
 
@@ -58,7 +59,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
     t.add_column("stage")
     for col in ("p50 ms", "p95 ms", "p99 ms"):
         t.add_column(col, justify="right")
-    for stage in ("read", "preprocess", "infer", "decode", "sinks", "total"):
+    for stage in (*STAGES, "total"):
         s = summary["stages_ms"].get(stage)
         if s:
             t.add_row(stage, f"{s['p50']:.2f}", f"{s['p95']:.2f}", f"{s['p99']:.2f}")

@@ -28,7 +28,6 @@ class LoadedModel:
     decoder: DecoderBase
     input_name: str
     max_batch: int
-    output_names: list[str] = field(default_factory=list)
     keys: KeyProvider | None = field(default=None, repr=False)  # to load it again (an encrypted model)
 
     @property
@@ -126,7 +125,7 @@ def load_model(package: ModelPackage, options: BackendOptions | None = None, sco
         model_batch = fixed if fixed is not None else max(m.input.batch, max_batch)
         decoder = m.decoder.with_threshold(score_threshold) if score_threshold is not None else m.decoder
         return LoadedModel(package, backend, Preprocessor(m.input), decoder, inp.name,
-                           max(1, min(max_batch, model_batch)), [t.name for t in backend.outputs], keys)
+                           max(1, min(max_batch, model_batch)), keys)
     except Exception:
         backend.close()
         raise

@@ -31,13 +31,12 @@ from .geometry import Transform
 from .model import LoadedModel
 from .sinks.base import Sink
 from .sources import Source
-from .stats import StageStats
+from .stats import STAGES, StageStats
 from .types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
 
 _END = object()
-STAGES = ("read", "preprocess", "infer", "decode", "sinks")
 
 
 @dataclass(slots=True)

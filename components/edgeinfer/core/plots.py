@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import EdgeInferError
 from .plugins import install_hint
+from .stats import STAGES
 
 if TYPE_CHECKING:
     from .benchmark import BenchResult
@@ -65,7 +66,7 @@ def latency_plot(result: BenchResult, path: Path) -> Path:
     ax1.set_title(f"overhead ratio {rep['overhead_ratio']:.3f}")
     ax1.legend()
     stages = rep["pipelined_stages_ms"]
-    names = [s for s in ("read", "preprocess", "infer", "decode", "sinks") if s in stages]
+    names = [s for s in STAGES if s in stages]
     ax2.bar(names, [stages[s] for s in names], color="#4c72b0")
     ax2.set_ylabel("p50 ms (pipelined)")
     ax2.set_title(f"{rep['throughput_fps']:.0f} fps of {rep['bound_fps']:.0f} bound "

@@ -7,6 +7,9 @@ from collections import deque
 
 import numpy as np
 
+#: the pipeline's stages in frame order; "total" (capture -> result) is recorded beside them
+STAGES = ("read", "preprocess", "infer", "decode", "sinks")
+
 
 class StageStats:
     """Thread-safe ring of the most recent samples per stage, in milliseconds."""

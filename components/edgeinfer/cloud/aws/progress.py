@@ -12,7 +12,6 @@ from .clients import AwsClients, paginate
 from .targets import Target, core_devices
 
 TERMINAL = {"SUCCEEDED", "COMPLETED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED"}
-OK = {"SUCCEEDED", "COMPLETED"}
 
 
 @dataclass

@@ -31,7 +31,6 @@ Platform = Literal["amd64", "arm64v8", "amd64.cuda", "arm64v8.l4t"]
 GPU_PLATFORMS = frozenset({"amd64.cuda", "arm64v8.l4t"})
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-STATE_MOUNT = "/var/lib/edgeinfer"
 
 
 class _Strict(BaseModel):

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from edgeinfer.azure.delivery import ModelDownloader
 from edgeinfer.azure.errors import DeliveryError
+from edgeinfer.azure.model_download import ModelDownloader
 from edgeinfer.azure.modelref import ModelRef
 from edgeinfer.core.remoteconfig import RemotePolicy
 from tests.azure.conftest import StartModule, model_url
