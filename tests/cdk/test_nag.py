@@ -3,13 +3,15 @@ and the checks really run (an unacknowledged wildcard fails synth)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from .cfn import Synth
-from .conftest import require_cdk
+from .conftest import CDK_DIR, require_cdk
 
 require_cdk()
 
@@ -34,8 +36,30 @@ ACKNOWLEDGED = {  # construct -> rule findings; a new one must be added here, i.
 
 
 def test_app_passes_the_aws_solutions_checks(synth: Synth) -> None:
+    """Nothing failed in the real synth (a passing plugin leaves no report: that the app runs the checks at
+    all is the next test's)."""
     report = json.loads((synth.outdir / "validation-report.json").read_text())
-    assert report["pluginReports"] == [] or all(r["conclusion"] == "success" for r in report["pluginReports"])
+    assert report["pluginReports"] == []
+
+
+def test_the_app_itself_runs_the_checks(tmp_path: Path) -> None:
+    """The app as app.py builds it (not a test-made App), plus one unacknowledged wildcard: synth must fail
+    with cdk-nag's finding. Bundling is skipped (``aws:cdk:bundling-stacks: []``): the checks read the
+    template, not the Lambda's dependencies."""
+    spec = importlib.util.spec_from_file_location("edgeinfer_cdk_app", CDK_DIR / "app.py")
+    assert spec is not None and spec.loader is not None
+    app_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_module)
+    app, stack = app_module.build({"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    role = iam.Role(stack, "ProbeRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    allow(role, "Wide", ["s3:GetObject"], ["arn:aws:s3:::probe-bucket/*"])
+    finding = re.escape("AwsSolutions-IAM5[Resource::arn:aws:s3:::probe-bucket/*]")
+    with pytest.raises(RuntimeError, match=rf"(?s)ValidationFailed.*{finding}"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    assert [r["pluginName"] for r in report["pluginReports"]] == ["AwsSolutions"]
+    assert {v["ruleName"] for v in report["pluginReports"][0]["violations"]} == \
+        {"AwsSolutions-IAM5[Resource::arn:aws:s3:::probe-bucket/*]"}, "only the probe: the stack itself is clean"
 
 
 def test_every_acknowledgement_is_expected_and_has_a_reason(synth: Synth) -> None:
