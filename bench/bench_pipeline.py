@@ -9,8 +9,15 @@ For each model, ``edgeinfer.core.benchmark.run_benchmark`` (same session, same f
 * throughput:      the pipelined run's frames/s; bound = 1 / p50 of its slowest stage;
                    efficiency = throughput / bound (target >= 0.9); busy = throughput x the slowest
                    stage's MEAN time (near 1 = the stage never waited: a shortfall is its own tail).
-Bare and edgeinfer alternate in 10 blocks per run (drift hits both). Each model runs ``--repeats`` times:
-the table shows the median and [min..max] across repeats.
+Whole frame (take the frame -> decoded result), against the loop a user writes by hand (OpenCV/numpy
+preprocess, the runtime's call, numpy decode; same session, frames, threads; ``core/handwritten.py``):
+* hand / seq / pipe p50, p99 and jitter (p99/p50) of the hand-written loop, edgeinfer sequential and pipelined.
+* sequential_vs_hand: sequential whole-frame p50 / the hand-written loop's (target <= 1.02).
+* pipelined_vs_hand, bound_vs_hand: pipelined and bound fps / the hand-written loop's fps; target
+  pipelined_vs_hand >= 0.95 x bound_vs_hand (``share_of_bound``).
+A model whose decoder has no hand-written loop (PicoDet) shows "-" there.
+Hand-written, bare and edgeinfer alternate in 10 blocks per run (drift hits them alike). Each model runs
+``--repeats`` times: the table shows the median and [min..max] across repeats.
 Cold start: wall time of ``edgeinfer run --max-frames 1 -q --out TMP`` (demo model, demo frames) as a
 subprocess, process start to exit with its first result written; median of ``--cold-runs`` (target <= 1.5 s).
 """
@@ -36,9 +43,13 @@ from edgeinfer.core.benchmark import BenchResult, run_benchmark
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.plots import latency_plot
 
-TARGETS = {"overhead_ratio": ("<=", 1.03), "efficiency": (">=", 0.9), "cold_start_s": ("<=", 1.5)}
+TARGETS = {"overhead_ratio": ("<=", 1.03), "efficiency": (">=", 0.9), "cold_start_s": ("<=", 1.5),
+           "sequential_vs_hand": ("<=", 1.02), "share_of_bound": (">=", 0.95)}
 METRICS = ("bare_p50_ms", "edgeinfer_p50_ms", "overhead_ratio", "throughput_fps", "bound_fps", "efficiency",
            "bottleneck_busy")
+FRAME_METRICS = ("hand_p50_ms", "hand_p99_ms", "hand_jitter", "hand_fps", "seq_p50_ms", "seq_p99_ms", "seq_jitter",
+                 "seq_fps", "pipe_p50_ms", "pipe_p99_ms", "pipe_jitter", "pipe_fps", "sequential_vs_hand",
+                 "pipelined_vs_hand", "bound_vs_hand", "share_of_bound")
 DEFAULT_FRAMES = {"demo": 500, "zoo:layout-cdla": 100}
 
 
@@ -60,14 +71,30 @@ def bench_model(model: str, frames: int, repeats: int, threads: int | None) -> t
         last = run_benchmark(cfg, frames=frames, rounds=10, images=images)
         reports.append(last.report())
     assert last is not None
-    row: dict[str, Any] = {"model": model, "frames": frames, "backend": reports[-1]["backend"]}
-    for key in METRICS:
-        vals = [float(r[key]) for r in reports]
-        row[key] = round(statistics.median(vals), 4)
-        row[f"{key}_range"] = [round(min(vals), 4), round(max(vals), 4)]
+    row: dict[str, Any] = {"model": model, "frames": frames, "backend": reports[-1]["backend"],
+                           "hand_written_missing": reports[-1]["hand_written_missing"]}
+    flat = [{**r, **whole_frame_figures(r)} for r in reports]
+    for key in (*METRICS, *FRAME_METRICS):
+        vals = [float(r[key]) for r in flat if r.get(key) is not None]
+        row[key] = round(statistics.median(vals), 4) if vals else None
+        row[f"{key}_range"] = [round(min(vals), 4), round(max(vals), 4)] if vals else None
     row["bottleneck"] = [r["bottleneck"] for r in reports]
     row["pipelined_stages_ms"] = reports[-1]["pipelined_stages_ms"]
     return row, last
+
+
+def whole_frame_figures(rep: dict[str, Any]) -> dict[str, float | None]:
+    """The whole-frame figures of one ``BenchResult.report()``, flat; None where there is no hand-written loop."""
+    out: dict[str, float | None] = {}
+    for short, loop in (("hand", "hand_written"), ("seq", "sequential"), ("pipe", "pipelined")):
+        row = rep["whole_frame"][loop] or {}
+        for key in ("p50_ms", "p99_ms", "jitter", "fps"):
+            out[f"{short}_{key}"] = row.get(key)
+    for key in ("sequential_vs_hand", "pipelined_vs_hand", "bound_vs_hand"):
+        out[key] = rep.get(key)
+    pv, bv = out["pipelined_vs_hand"], out["bound_vs_hand"]
+    out["share_of_bound"] = round(pv / bv, 4) if pv is not None and bv else None
+    return out
 
 
 def cold_start(runs: int) -> list[float]:
@@ -91,19 +118,35 @@ def verdict(key: str, value: float) -> str:
     return f"{'ok' if ok else 'MISSED'} ({op} {target})"
 
 
-def print_table(rows: list[dict[str, Any]], cold: list[float] | None) -> None:
-    head = ["model", "frames", *METRICS, "bottleneck"]
-    cells = [[r["model"], str(r["frames"]),
-              *(f"{r[k]:g} [{r[k + '_range'][0]:g}..{r[k + '_range'][1]:g}]" for k in METRICS),
-              ",".join(sorted(set(r["bottleneck"])))] for r in rows]
+def cell(r: dict[str, Any], key: str) -> str:
+    if r[key] is None:
+        return "-"
+    lo, hi = r[key + "_range"]
+    return f"{r[key]:g} [{lo:g}..{hi:g}]"
+
+
+def table(rows: list[dict[str, Any]], metrics: tuple[str, ...], extra: dict[str, Any] | None = None) -> list[str]:
+    head = ["model", "frames", *metrics, *(extra or {})]
+    cells = [[r["model"], str(r["frames"]), *(cell(r, k) for k in metrics),
+              *(f(r) for f in (extra or {}).values())] for r in rows]
     width = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, width, strict=True)),
              "  ".join("-" * w for w in width)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, width, strict=True)) for cell in cells]
+    return lines + ["  ".join(c.ljust(w) for c, w in zip(cs, width, strict=True)) for cs in cells]
+
+
+def print_table(rows: list[dict[str, Any]], cold: list[float] | None) -> None:
+    lines = table(rows, METRICS, {"bottleneck": lambda r: ",".join(sorted(set(r["bottleneck"])))})
+    lines += ["", "whole frame (take the frame -> decoded result):", *table(rows, FRAME_METRICS)]
     for r in rows:
         lines.append(f"{r['model']}: overhead {verdict('overhead_ratio', r['overhead_ratio'])}, "
                      f"efficiency {verdict('efficiency', r['efficiency'])}; backend {r['backend']}; "
                      f"pipelined stage p50 ms {r['pipelined_stages_ms']}")
+        if r["sequential_vs_hand"] is None:
+            lines.append(f"{r['model']}: {r['hand_written_missing']}")
+        else:
+            lines.append(f"{r['model']}: sequential_vs_hand {verdict('sequential_vs_hand', r['sequential_vs_hand'])}, "
+                         f"pipelined_vs_hand / bound_vs_hand {verdict('share_of_bound', r['share_of_bound'])}")
     if cold:
         med = statistics.median(cold)
         lines.append(f"cold start (demo, edgeinfer run --max-frames 1): median {med:.3f} s "

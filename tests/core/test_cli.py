@@ -46,6 +46,24 @@ def test_bench_json_has_the_ratios(demo_pkgs: tuple[Path, Path], which: str) -> 
     for key in ("bare_p50_ms", "pipeline_p50_ms", "overhead_ratio", "throughput_fps", "bound_fps", "efficiency"):
         assert isinstance(rep[key], float) and rep[key] > 0, key
     assert rep["overhead_ratio"] == pytest.approx(rep["pipeline_p50_ms"] / rep["bare_p50_ms"], rel=1e-2)
+    # whole frame for the loop a user writes by hand, edgeinfer sequential and pipelined; the ratios behind the targets
+    loops = rep["whole_frame"]
+    assert set(loops) == {"hand_written", "sequential", "pipelined"} and rep["hand_written_missing"] is None
+    for name, row in loops.items():
+        assert 0 < row["p50_ms"] <= row["p99_ms"] and row["fps"] > 0, name
+        assert row["jitter"] == pytest.approx(row["p99_ms"] / row["p50_ms"], rel=1e-2), name
+    hand = loops["hand_written"]
+    assert rep["sequential_vs_hand"] == pytest.approx(loops["sequential"]["p50_ms"] / hand["p50_ms"], rel=1e-2)
+    assert rep["pipelined_vs_hand"] == pytest.approx(loops["pipelined"]["fps"] / hand["fps"], rel=1e-2)
+    assert rep["bound_vs_hand"] == pytest.approx(rep["bound_fps"] / hand["fps"], rel=1e-2)
+    assert set(rep["targets"]) == {"sequential_vs_hand <= 1.02", "pipelined_vs_hand >= 0.95 x bound_vs_hand"}
+
+
+def test_bench_table_shows_every_loop(demo_pkgs: tuple[Path, Path]) -> None:
+    res = run_cli("bench", "--model", str(demo_pkgs[0]), "--frames", "20", env={"COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr
+    for text in ("hand-written", "edgeinfer sequential", "edgeinfer pipelined", "p99/p50", "sequential_vs_hand"):
+        assert text in res.stdout, text
 
 
 def test_model_import_inspect_verify(tmp_path: Path, demo_pkgs: tuple[Path, Path]) -> None:

@@ -40,6 +40,11 @@ class StageStats:
                 out[stage]["n"] = self._counts[stage]
         return out
 
+    def samples(self, stage: str) -> list[float]:
+        """The samples kept for ``stage`` (the newest ``capacity``), oldest first: a copy."""
+        with self._lock:
+            return list(self._samples.get(stage, ()))
+
     def p50(self, stage: str) -> float | None:
         with self._lock:
             ring = self._samples.get(stage)
