@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,25 +15,48 @@ import pytest
 from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.errors import ConfigError, ModelError, SourceError
 from edgeinfer.core.session import RunSession
+from edgeinfer.core.sinks.base import RunContext
+from edgeinfer.core.types import FrameResult
 
 from .colour_model import make_colour_model
 
 
-def wait_for(pred, timeout: float = 20.0) -> bool:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if pred():
-            return True
-        done.wait(0.01)
-    return pred()
+class Seen:
+    """A sink that counts results as they come, so a test waits for frames instead of polling for them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.frames = 0
+
+    def start(self, ctx: RunContext) -> None:
+        pass
+
+    def on_result(self, result: FrameResult) -> None:
+        with self._cond:
+            self.frames += 1
+            self._cond.notify_all()
+
+    def close(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def wait_more(self, n: int, timeout_s: float = 20.0) -> bool:
+        """Block until ``n`` more results than now have come (False after ``timeout_s``)."""
+        with self._cond:
+            target = self.frames + n
+            return self._cond.wait_for(lambda: self.frames >= target, timeout_s)
 
 
 @pytest.fixture
-def service(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path]) -> RunSession:
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+def service(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path], seen: Seen) -> Iterator[RunSession]:
     cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[1]), "loop": True})
-    svc = RunSession(cfg)
+    svc = RunSession(cfg, extra_sinks=[seen])
     svc.start()
-    assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
+    assert seen.wait_more(4)
     yield svc
     svc.stop(0)
 
@@ -42,7 +67,7 @@ def test_status_reports_what_runs(service: RunSession) -> None:
     assert st["backend"]["backend"] == "onnxruntime" and st["backend"]["active"] == ["CPUExecutionProvider"]
 
 
-def test_bad_patch_is_rejected_and_running_config_stays(service: RunSession) -> None:
+def test_bad_patch_is_rejected_and_running_config_stays(service: RunSession, seen: Seen) -> None:
     before = service.config
     for patch, words in [({"bogus": 1}, "bogus: unknown key"),
                          ({"model": {"score_threshold": 3}}, "model.score_threshold"),
@@ -50,18 +75,15 @@ def test_bad_patch_is_rejected_and_running_config_stays(service: RunSession) -> 
         with pytest.raises(ConfigError, match=words):
             service.apply_patch(patch)
         assert service.config is before
-    frames = service.stats()["frames"]
-    assert wait_for(lambda: service.stats()["frames"] > frames)  # still running
+    assert seen.wait_more(1)  # still running
 
 
-def test_threshold_applies_live(service: RunSession) -> None:
+def test_threshold_applies_live(service: RunSession, seen: Seen) -> None:
     service.set_threshold(0.99)
     assert service.config.model.score_threshold == 0.99
-    frames = service.stats()["frames"]
-    assert wait_for(lambda: service.stats()["frames"] > frames + 10)
+    assert seen.wait_more(10)
     before = service.stats()["detections"].get("face", 0)
-    later = service.stats()["frames"]
-    assert wait_for(lambda: service.stats()["frames"] > later + 50)  # a whole loop: 15 faces at 0.5
+    assert seen.wait_more(50)  # a whole loop: 15 faces at 0.5
     assert service.stats()["detections"].get("face", 0) <= before + 2  # 0.99: (almost) no face passes any more
 
 
@@ -79,12 +101,11 @@ def test_corrupt_model_is_never_activated(service: RunSession, demo_pkgs: tuple[
     assert "sha256 mismatch" in (service.status()["last_error"] or "")
 
 
-def test_swap_to_another_model_while_running(service: RunSession, demo_pkgs: tuple[Path, Path]) -> None:
+def test_swap_to_another_model_while_running(service: RunSession, demo_pkgs: tuple[Path, Path], seen: Seen) -> None:
     info = service.reload_model(str(demo_pkgs[1]))
     assert info["name"] == "blazeface-full-range-tflite"
     assert service.status()["backend"]["backend"] == "litert"
-    frames = service.stats()["frames"]
-    assert wait_for(lambda: service.stats()["frames"] > frames + 3)
+    assert seen.wait_more(3)
     assert service.stats()["model"]["name"] == "blazeface-full-range-tflite"
 
 
@@ -123,15 +144,15 @@ def test_telemetry_follows_a_hot_model_swap(tmp_path: Path, demo_media: tuple[Pa
     events = tmp_path / "events.jsonl"
     cfg = EdgeInferConfig(model={"path": str(old_pkg)}, source={"uri": str(demo_media[1]), "loop": True},
                           telemetry={"transport": f"file:{events}", "mode": "results"})
-    svc = RunSession(cfg)
+    seen = Seen()
+    svc = RunSession(cfg, extra_sinks=[seen])
     svc.start()
     try:
-        assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
+        assert seen.wait_more(4)
         svc.reload_model(str(new_pkg))
-        frames = svc.stats()["frames"]
-        assert wait_for(lambda: svc.stats()["frames"] > frames + 5)
+        assert seen.wait_more(6)
         svc.apply_patch({"pipeline": {"queue_size": 8}})  # a restart keeps the same telemetry service
-        assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
+        assert seen.wait_more(4)
     finally:
         assert svc.stop(10) == 0
     lines = [json.loads(x) for x in events.read_text().splitlines()]

@@ -440,6 +440,12 @@ class LiveSource(Source):
             self._first_frame.wait(min(left, POLL_S))
         return self._first_frame.is_set()
 
+    def wait_ended(self, timeout_s: float) -> bool:
+        """Block until the reader has stopped for good (a stream read without reconnect ran out, or the source
+        was closed): True, or False after ``timeout_s``. Frames it published are still there to take."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._ended, timeout_s)
+
     def _set_reason(self, reason: str) -> None:
         with self._cond:
             changed = reason != self._reason
