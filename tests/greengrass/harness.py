@@ -24,6 +24,7 @@ from edgeinfer.core.config import deep_merge
 
 from .fake_nucleus import FakeNucleus
 from .fake_nucleus.launcher import Layout, install_artifact, launch, stop
+from .fake_nucleus.profiles import CLASSIC, Profile
 
 THING = "edge-cam-01"
 
@@ -41,9 +42,9 @@ class Core:
     versions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, root: Path, thing: str = THING) -> Core:
+    def create(cls, root: Path, thing: str = THING, profile: Profile = CLASSIC) -> Core:
         sock = short_socket_dir() / "ipc.socket"
-        nucleus = FakeNucleus(str(sock), thing)
+        nucleus = FakeNucleus(str(sock), thing, profile)
         nucleus.start()
         return cls(root, nucleus)
 

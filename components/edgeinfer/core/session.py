@@ -125,8 +125,11 @@ class _Runner(threading.Thread):
 class RunSession:
     def __init__(self, config: EdgeInferConfig, transport: Any | None = None, extra_sinks: list[Sink] | None = None,
                  progress: Progress = no_progress, restart_backoff_s: tuple[float, float] = RESTART_BACKOFF_S,
-                 key_source: KeySource | None = None) -> None:
+                 key_source: KeySource | None = None, host_state: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``host_state``: an adapter's account of what its host runtime does not offer (the Greengrass
+        nucleus's missing operations), carried in every health event and in ``status()``."""
         self.config = config
+        self._host_state = host_state
         self._keys = key_source  # the adapter's store for model decryption keys (Greengrass secrets, IoT Edge HSM)
         self._injected = transport  # an adapter's transport (IPC, module outputs) outlives telemetry rebuilds
         self._extra_sinks = list(extra_sinks or [])
@@ -408,12 +411,19 @@ class RunSession:
         service = TelemetryService.from_config(parts.config, context_for(parts.config, parts.model),
                                                transport=transport)
         service.set_run_state_provider(self._run_state)  # every health event says what the run is doing
+        service.set_host_state_provider(self._host_state)
         service.start()
         return service
 
     def _run_state(self) -> dict[str, Any]:
         state, reason = self.state()
         return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()]}
+
+    def report_health(self) -> None:
+        """A health event now (an adapter's state changed: a configuration refused, a nucleus gap found)."""
+        parts = self._parts
+        if parts is not None:
+            self._state_changed(parts)
 
     def _state_changed(self, parts: Parts) -> None:
         """A health event now: the cloud hears of a failure or a recovery without waiting for the next one."""
@@ -544,10 +554,12 @@ class RunSession:
             mf = m.package.manifest
             model = {"name": mf.name, "version": mf.version, "sha256": m.package.model_sha256, "task": mf.task}
         state, reason = self.state()
-        return redact_any({"state": state, "reason": reason, "model": model,
-                           "backend": m.backend.info.to_dict() if m else None,
-                           "running": state in ("running", "waiting"), "degraded": self.degraded(),
-                           "last_error": self.last_error, "config_version": self.config_version})
+        out = {"state": state, "reason": reason, "model": model, "backend": m.backend.info.to_dict() if m else None,
+               "running": state in ("running", "waiting"), "degraded": self.degraded(),
+               "last_error": self.last_error, "config_version": self.config_version}
+        if self._host_state is not None:
+            out["nucleus"] = self._host_state()
+        return redact_any(out)
 
     @staticmethod
     def _write_summary(cfg: EdgeInferConfig, summary: dict[str, Any]) -> None:

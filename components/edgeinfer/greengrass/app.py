@@ -5,6 +5,11 @@ start: read + validate the configuration -> follow the IoT Core connection -> st
 (validate, apply), commands, component updates, metrics -> UpdateState RUNNING. Any failure to start
 is reported as UpdateState ERRORED with the one-line reason, and the process exits non-zero so the
 nucleus restarts it (and marks it BROKEN after three failures).
+
+Works on every nucleus: the operations only some nuclei offer (validation events, component updates,
+metrics, connection status) are tried once and done without when refused (nucleus.py); UpdateState is
+retried in the background (lifecycle.py). Only GetConfiguration, SubscribeToConfigurationUpdate,
+SubscribeToIoTCore and PublishToIoTCore are required.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from .commands import CommandHandler
 from .configuration import ComponentConfig
 from .connection import ConnectionWatch, IotCoreConnection
 from .ipc import error_text
+from .lifecycle import StateReporter
 from .local_results import LocalResultsSink
 from .metrics import MetricsReporter
+from .nucleus import NucleusFeatures
 from .secrets import SecretKeys
 from .transport import IpcTransport
 from .updates import UpdateGate
@@ -40,9 +47,12 @@ class ComponentApp:
                  local: dict[str, Any] | None = None) -> None:
         self.ipc = ipc
         self.thing = thing
+        self.nucleus = NucleusFeatures(on_change=self._health_now)  # what this nucleus offers, learnt by trying
+        self.state = StateReporter(ipc, self.nucleus)
         # the local operator's settings under every configuration (None: read the local settings file)
-        self.config = ComponentConfig(ipc, model_path, thing, local=remote.load_local() if local is None else local)
-        self.connection = IotCoreConnection(ipc)
+        self.config = ComponentConfig(ipc, model_path, thing, local=remote.load_local() if local is None else local,
+                                      nucleus=self.nucleus)
+        self.connection = IotCoreConnection(ipc, self.nucleus)
         self._factory = service_factory
         self._metrics_interval_s = metrics_interval_s
         self.service: RunSession | None = None
@@ -68,9 +78,10 @@ class ComponentApp:
                           "instead", exc)
                 self._start_service(fallback, watch)
                 self.fallback_reason = str(exc)
+                self.nucleus.refused(str(exc))
                 raw = fallback
         except Exception as exc:
-            self._report(ReportedLifecycleState.ERRORED)
+            self.state.report(ReportedLifecycleState.ERRORED, retry=False)  # the process ends next
             self.close()
             if isinstance(exc, EdgeInferError):
                 raise
@@ -81,12 +92,12 @@ class ComponentApp:
         self.config.watch(service.apply, raw)
         commands = CommandHandler(self.ipc, service, self.thing)
         commands.subscribe()
-        gate = UpdateGate(self.ipc, service)
+        gate = UpdateGate(self.ipc, service, nucleus=self.nucleus)
         gate.subscribe()
-        metrics = MetricsReporter(self.ipc, service.stats, self._metrics_interval_s)
+        metrics = MetricsReporter(self.ipc, service.stats, self._metrics_interval_s, nucleus=self.nucleus)
         metrics.start()
         self._parts = [self.config, commands, gate, metrics]
-        self._report(ReportedLifecycleState.RUNNING)
+        self.state.report(ReportedLifecycleState.RUNNING)
         status = service.status()["model"] or {}
         log.info("edgeinfer component running on %s: model %s %s", self.thing, status.get("name"),
                  status.get("version"))
@@ -96,7 +107,8 @@ class ComponentApp:
         logging.getLogger("edgeinfer").setLevel(cfg.log_level)
         transport = IpcTransport(self.ipc, watch) if cfg.telemetry.transport == IpcTransport.scheme else None
         service = self._factory(cfg, transport=transport, extra_sinks=[LocalResultsSink(self.ipc)],
-                                key_source=SecretKeys(self.ipc))  # trust.decryption.greengrass_secret
+                                key_source=SecretKeys(self.ipc),  # trust.decryption.greengrass_secret
+                                host_state=self.nucleus.state)  # nucleus.missing in every health event
         service.start()
         self.service = service
         self.config.running = lambda: service.config
@@ -115,7 +127,7 @@ class ComponentApp:
                 return 0
             if state in ("error", "stopped"):
                 log.error("pipeline stopped: %s", reason or self.service.last_error or "ended unexpectedly")
-                self._report(ReportedLifecycleState.ERRORED)
+                self.state.report(ReportedLifecycleState.ERRORED, retry=False)
                 return 1
             # "restarting" and "waiting" stay RUNNING: ERRORED would make the nucleus kill the process that is
             # recovering; the state and its reason travel in health telemetry and the status command instead
@@ -126,13 +138,13 @@ class ComponentApp:
         for part in reversed(self._parts):
             part.close()
         self._parts = []
+        self.state.close()
         left = self.service.stop(drain_timeout_s) if self.service is not None else 0
         self.connection.close()
         self.stopped.set()
         return left
 
-    def _report(self, state: str) -> None:
-        try:
-            self.ipc.update_state(state=state)
-        except Exception as exc:
-            log.error("could not report %s to the nucleus: %s", state, error_text(exc))
+    def _health_now(self) -> None:
+        """The nucleus's record changed (a gap found, a configuration refused): tell the cloud at once."""
+        if self.service is not None:
+            self.service.report_health()

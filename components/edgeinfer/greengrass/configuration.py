@@ -10,6 +10,10 @@
   0600); when the nucleus hands one that cannot start, the component starts from it instead and says so.
 * After it changed: update events (one per changed key) are coalesced; the latest configuration is
   read once and applied with ``replace_config`` (which changes nothing if it fails).
+* A nucleus without validation events (Greengrass Lite) changes the configuration first and tells after:
+  then the same checks run when it arrives, and a bad one is refused there: the running configuration
+  stays, and the refusal with its reason shows in health telemetry (``nucleus.config_refused``) and the
+  ``status`` command until a good one is applied (nucleus.py).
 
 ``model.path`` unset in the configuration means "the model component this recipe depends on":
 the path the Run lifecycle passes with ``--model``.
@@ -44,6 +48,7 @@ from ..core.config import EdgeInferConfig
 from ..core.errors import ConfigError, EdgeInferError
 from ..core.preflight import preflight
 from .ipc import error_text
+from .nucleus import NucleusFeatures
 
 log = logging.getLogger(__name__)
 NUCLEUS_KEYS = ("accessControl",)
@@ -51,8 +56,10 @@ NUCLEUS_KEYS = ("accessControl",)
 
 class ComponentConfig:
     def __init__(self, ipc: GreengrassCoreIPCClientV2, default_model: str | None, device_id: str,
-                 last_good: Path | None = None, local: dict[str, Any] | None = None) -> None:
+                 last_good: Path | None = None, local: dict[str, Any] | None = None,
+                 nucleus: NucleusFeatures | None = None) -> None:
         self._ipc = ipc
+        self._nucleus = nucleus or NucleusFeatures()
         self._local = copy.deepcopy(local or {})  # the local operator's settings (core/remote.py load_local)
         self.last_good = LastGoodConfig(last_good or cfgmod.state_dir() / "greengrass" / "last-good.json")
         self.running: Callable[[], EdgeInferConfig | None] = lambda: None
@@ -100,8 +107,10 @@ class ComponentConfig:
 
         ``started_with``: the configuration the service started from; a change that landed before the
         subscriptions existed is picked up at once."""
-        _, op = self._ipc.subscribe_to_validate_configuration_updates(on_stream_event=self._on_validate)
-        self._ops.append(op)
+        validating = self._nucleus.attempt("SubscribeToValidateConfigurationUpdates", lambda: (
+            self._ipc.subscribe_to_validate_configuration_updates(on_stream_event=self._on_validate)))
+        if validating is not None:
+            self._ops.append(validating[1])
         _, op = self._ipc.subscribe_to_configuration_update(key_path=[], on_stream_event=self._on_update)
         self._ops.append(op)
         if self.read() != started_with:
@@ -124,11 +133,9 @@ class ComponentConfig:
             status, message = ConfigurationValidityStatus.REJECTED, str(exc)
             self.rejected.append(message)
             log.warning("rejected deployment %s: %s", ev.deployment_id, message)
-        try:
-            self._ipc.send_configuration_validity_report(configuration_validity_report=ConfigurationValidityReport(
-                status=status, deployment_id=ev.deployment_id, message=message[:1000]))
-        except Exception as exc:
-            log.error("could not report configuration validity to the nucleus: %s", error_text(exc))
+        report = ConfigurationValidityReport(status=status, deployment_id=ev.deployment_id, message=message[:1000])
+        self._nucleus.attempt("SendConfigurationValidityReport", lambda: (
+            self._ipc.send_configuration_validity_report(configuration_validity_report=report)))
 
     def _on_update(self, event: ConfigurationUpdateEvents) -> None:
         self._dirty.set()
@@ -145,10 +152,16 @@ class ComponentConfig:
                     apply(self.validate(raw, "configuration update"))
                 self.applied += 1
                 self.last_good.save(raw)
-            except EdgeInferError as exc:  # accepted by validation but failed to apply (e.g. model load)
-                log.error("configuration not applied, the running one stays: %s", exc)
+                self._nucleus.accepted()
+            except EdgeInferError as exc:  # not validated before (no validation events), or failed to apply
+                self._refuse(str(exc))
             except Exception as exc:
-                log.error("configuration not applied: %s", error_text(exc))
+                self._refuse(error_text(exc))
+
+    def _refuse(self, reason: str) -> None:
+        log.error("configuration refused, the running one stays: %s", reason)
+        self.rejected.append(reason)
+        self._nucleus.refused(reason)
 
     def close(self) -> None:
         self._stop.set()

@@ -1,9 +1,10 @@
 """fps and latency as Greengrass component metrics (PutComponentMetric), every ``interval_s``.
 
-The nucleus accepts PutComponentMetric only from components named ``aws.*`` (and then checks the
-``aws.greengrass.ipc.componentmetric`` policy per metric name). For any other name the first call
-answers UnauthorizedError: the reporter says so once and stops; the same figures keep flowing in
-the health telemetry events.
+The Java nucleus accepts PutComponentMetric only from components named ``aws.*`` (and then checks the
+``aws.greengrass.ipc.componentmetric`` policy per metric name): for any other name the first call answers
+UnauthorizedError. Greengrass Lite answers ServiceError. Either way the first failure means "this nucleus
+does not offer it (to us)": it is recorded once (nucleus.py) and the reporter stops; the same figures keep
+flowing in the health telemetry events.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from awsiot.greengrasscoreipc.model import Metric, MetricUnitType
 
-from .ipc import error_text, is_refusal
+from .nucleus import NucleusFeatures
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ def metrics_from(stats: dict[str, Any], prev: tuple[int, float] | None, now: flo
 
 class MetricsReporter:
     def __init__(self, ipc: GreengrassCoreIPCClientV2, stats: Callable[[], dict[str, Any]],
-                 interval_s: float = 60.0) -> None:
+                 interval_s: float = 60.0, nucleus: NucleusFeatures | None = None) -> None:
         self._ipc = ipc
+        self._nucleus = nucleus or NucleusFeatures()
         self._stats = stats
         self._interval_s = interval_s
         self._stop = threading.Event()
@@ -55,23 +57,17 @@ class MetricsReporter:
         self._thread.start()
 
     def report(self) -> bool:
-        """One PutComponentMetric now; False once the nucleus refused for good."""
+        """One PutComponentMetric now; False once the nucleus refused (it is not tried again)."""
         if not self.enabled:
             return False
         now = time.monotonic()
         stats = self._stats()
         metrics = metrics_from(stats, self._prev, now)
         self._prev = (int(stats.get("frames") or 0), now)
-        try:
-            self._ipc.put_component_metric(metrics=metrics)
-            self.sent += 1
-        except Exception as exc:
-            if is_refusal(exc):
-                self.enabled = False
-                log.warning("the nucleus refused PutComponentMetric (%s): it allows component metrics only to "
-                            "aws.* components; fps and latency stay in the health telemetry", error_text(exc))
-                return False
-            log.debug("PutComponentMetric failed: %s", error_text(exc))
+        if self._nucleus.attempt("PutComponentMetric", lambda: self._ipc.put_component_metric(metrics=metrics)) is None:
+            self.enabled = False
+            return False
+        self.sent += 1
         return True
 
     def _run(self) -> None:

@@ -6,6 +6,11 @@ The nucleus answers once the message is in ITS spooler (in memory unless aws.gre
 is deployed), not when IoT Core has it; so while the nucleus reports IoT Core disconnected, events
 wait in edgeinfer's outbox (which survives restarts) instead of the nucleus's spool.
 Unauthorized or invalid publishes are refused for good; anything else is retried by the outbox.
+
+A nucleus that cannot report the IoT Core connection (Greengrass Lite: no spooler either, a publish
+fails while iotcored is offline) leaves the transport to judge the link by its own deliveries: a round
+that fails marks it down (health telemetry says so, with the nucleus's answer) and the next try comes
+after a pause that doubles from 1 s to 30 s; a round that gets through marks it up.
 """
 
 from __future__ import annotations
@@ -42,11 +47,19 @@ class IpcTransport(Transport):
     supports_gzip: ClassVar[bool] = True
     max_payload_bytes = MAX_PAYLOAD_BYTES
 
-    def __init__(self, ipc: GreengrassCoreIPCClientV2, watch: ConnectionWatch | None = None) -> None:
-        """``watch``: IoT Core connection state from the nucleus; None = assume connected (nuclei that
-        cannot report it)."""
+    def __init__(self, ipc: GreengrassCoreIPCClientV2, watch: ConnectionWatch | None = None,
+                 probe_s: tuple[float, float] = (1.0, 30.0)) -> None:
+        """``watch``: IoT Core connection state from the nucleus; None = judge it by the deliveries
+        (nuclei that cannot report it), trying again after ``probe_s`` (first, longest) while down."""
         self._ipc = ipc
-        self._watch = watch
+        self._own = watch is None
+        self._watch = watch if watch is not None else ConnectionWatch()
+        if self._own:
+            self._watch.up()  # until a delivery says otherwise
+        self._probe_s = probe_s
+        self._pause = probe_s[0]
+        self._retry_at = 0.0
+        self._failing = False
 
     @classmethod
     def from_uri(cls, uri: str, cfg: TelemetryConfig, device_id: str) -> IpcTransport:
@@ -54,10 +67,34 @@ class IpcTransport(Transport):
         return cls(GreengrassCoreIPCClientV2())
 
     def status(self) -> LinkStatus:
-        return self._watch.status() if self._watch is not None else LinkStatus(connected=True)
+        return self._watch.status()
 
     def wait_connected(self, timeout_s: float) -> bool:
-        return self._watch.wait(timeout_s) if self._watch is not None else True
+        if not self._own or self._watch.status().connected:
+            return self._watch.wait(timeout_s)
+        self._watch.wait(min(timeout_s, max(0.0, self._retry_at - time.monotonic())))  # only we set it: a pause
+        if time.monotonic() >= self._retry_at:
+            self._watch.up()  # time to try again: the next delivery round tells
+        return self._watch.status().connected
+
+    def _judge(self, result: SendResult) -> None:
+        """Own link state from a delivery round (only when the nucleus cannot report the connection)."""
+        if not self._own:
+            return
+        if result.error is None or result.acked:
+            if self._failing:
+                log.info("PublishToIoTCore gets through again")
+            self._failing = False
+            self._pause = self._probe_s[0]
+            self._watch.up()
+            return
+        if not self._failing:
+            log.warning("telemetry cannot reach IoT Core through the nucleus (%s); it waits in the outbox",
+                        result.error)
+        self._failing = True
+        self._retry_at = time.monotonic() + self._pause
+        self._pause = min(self._pause * 2, self._probe_s[1])
+        self._watch.down(result.error)
 
     def send(self, messages: Sequence[Message], timeout_s: float) -> SendResult:
         result = SendResult()
@@ -85,6 +122,7 @@ class IpcTransport(Transport):
                 result.error = f"PublishToIoTCore: {error_text(failure)}"
         if pending:
             result.error = f"{len(pending)} PublishToIoTCore call(s) unanswered after {timeout_s:.0f}s"
+        self._judge(result)
         return result
 
     def describe(self) -> str:

@@ -7,6 +7,10 @@ PutComponentMetric allowed only to ``aws.*`` components, deferrable component up
 IoT Core connection status stream (current status sent right after the response), and GetSecretValue as
 the secret manager component answers it (secrets.py).
 
+``profile`` picks the nucleus flavour (profiles.py): the Java nucleus by default, or Greengrass Lite, which
+answers ServiceError to the operations it lacks (validation events, component updates, metrics, connection
+status), has no spooler, and fails UpdateState without its health daemon.
+
 Tests drive it from the "cloud" side (``deploy_configuration``, ``deliver_iot_core``,
 ``component_update``, ``set_connected``) and wait on what the component did (``wait_for``).
 """
@@ -27,6 +31,7 @@ from awsiot.greengrasscoreipc import model
 
 from .auth import allowed, mqtt_match
 from .handlers import HANDLERS
+from .profiles import CLASSIC, Profile
 from .secrets import SecretStore
 from .server import IpcServer, Stream
 
@@ -48,9 +53,10 @@ class Record:
 
 
 class FakeNucleus(IpcServer):
-    def __init__(self, socket_path: str, thing_name: str) -> None:
+    def __init__(self, socket_path: str, thing_name: str, profile: Profile = CLASSIC) -> None:
         super().__init__(socket_path)
         self.thing_name = thing_name
+        self.profile = profile
         self.components: dict[str, Component] = {}
         self.connected = True
         self.records: list[Record] = []
@@ -86,7 +92,13 @@ class FakeNucleus(IpcServer):
         with self._cond:
             self.records.append(Record(stream.component, stream.operation, request))
             self._cond.notify_all()
-        handler = HANDLERS.get(stream.operation.split("#", 1)[1])
+        name = stream.operation.split("#", 1)[1]
+        refusal = self.profile.refuses(name)
+        if refusal is not None:
+            raise model.ServiceError(message=refusal)
+        if name == "PublishToIoTCore" and not self.connected and not self.profile.spools:
+            raise model.ServiceError(message="Failed to publish the message: not connected to AWS IoT Core")
+        handler = HANDLERS.get(name)
         if handler is None:
             raise model.ServiceError(message=f"{stream.operation} is not supported by the fake nucleus")
         return handler(self, stream, request)

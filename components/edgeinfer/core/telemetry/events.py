@@ -177,6 +177,18 @@ class TelemetryState(_Model):
     last_error: str | None = Field(default=None, description="The latest write failure, kept after recovery")
 
 
+class NucleusState(_Model):
+    """What the Greengrass nucleus under the component does not offer (absent outside Greengrass)."""
+
+    missing: list[str] = Field(default_factory=list, description="IPC operations this nucleus answered with an "
+                               "error (e.g. Greengrass Lite: SubscribeToValidateConfigurationUpdates, "
+                               "PutComponentMetric, ...): the component does without them")
+    config_refused: str | None = Field(default=None, description="The latest configuration refused on arrival "
+                                       "(a nucleus without validation events), with the reason; the running one "
+                                       "stayed")
+    config_refused_at: dt.datetime | None = Field(default=None, description="UTC time of that refusal")
+
+
 class RunState(BaseModel):
     """The run session's state, as status() and the IoT Edge reported properties say it."""
 
@@ -206,6 +218,8 @@ class HealthEvent(EventBase):
     invalid: int = Field(default=0, description="Events that failed validation since start")
     uptime_s: float = 0.0
     run: RunState | None = Field(default=None, description="What the run session is doing (absent outside one)")
+    nucleus: NucleusState | None = Field(default=None, description="What the Greengrass nucleus does not offer, "
+                                         "and a configuration refused on arrival (absent outside Greengrass)")
 
     priority: ClassVar[int] = PRIORITY["health"]
 

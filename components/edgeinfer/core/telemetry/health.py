@@ -77,6 +77,7 @@ class HealthReporter:
         self._started = clock()
         self._queue_depths: QueueDepths | None = None
         self._run_state: RunStateProvider | None = None
+        self._host_state: RunStateProvider | None = None
         self._stop = threading.Event()
         self._poke = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,6 +88,10 @@ class HealthReporter:
     def set_run_state_provider(self, fn: RunStateProvider | None) -> None:
         """``fn() -> {"state", "reason", "degraded"}``: the run session's state, in every health event."""
         self._run_state = fn
+
+    def set_host_state_provider(self, fn: RunStateProvider | None) -> None:
+        """``fn() -> {"missing": [...], ...}``: what the host (the Greengrass nucleus) does not offer."""
+        self._host_state = fn
 
     def build(self) -> HealthEvent | None:
         ctx = self._emitter.ctx
@@ -113,6 +118,8 @@ class HealthReporter:
                                    "error": link.error, "sent_events": snap.sent_events, "sent_bytes": snap.sent_bytes}
         if self._run_state is not None:
             fields["run"] = self._run_state()
+        if self._host_state is not None:
+            fields["nucleus"] = self._host_state()
         return self._emitter.build(HealthEvent, **fields)
 
     def _telemetry_state(self, snap: StatsSnapshot) -> dict[str, Any]:

@@ -95,6 +95,10 @@ class TelemetryService:
         """``fn() -> {"state", "reason", "degraded"}``, read for every health event."""
         self._health.set_run_state_provider(fn)
 
+    def set_host_state_provider(self, fn: RunStateProvider | None) -> None:
+        """``fn() -> {"missing": [...], ...}``: the host runtime's gaps, read for every health event."""
+        self._health.set_host_state_provider(fn)
+
     def add_listener(self, fn: Listener) -> None:
         """``fn(event)`` after each event is stored (e.g. the CLI printing alerts)."""
         self._emitter.add_listener(fn)
