@@ -37,12 +37,12 @@ def test_validate_reports_every_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("RecipeFormatVersion: '2020-01-25'\nComponentName: com.x.Y\nComponentVersion: '1.0'\n"
                    "ComponentPublisher: me\nManifests:\n  - Lifecycle:\n"
-                   "      run: python3 app.py {com.other:work:path}\n")
+                   "      Run: python3 app.py {com.other:work:path}\n")
     res = runner.invoke(greengrass_app, ["validate", str(bad)])
     assert isinstance(res.exception, RecipeError)
     msg = str(res.exception)
     assert "ComponentVersion '1.0' is not a semantic version" in msg
-    assert "unknown key 'run' (Greengrass keys are case-sensitive: write 'Run')" in msg
+    assert "unknown key 'Run' (Greengrass keys are case-sensitive: write 'run')" in msg
     res = runner.invoke(greengrass_app, ["render", "--version", "1.0", "--out", str(tmp_path / "x")])
     assert isinstance(res.exception, RecipeError) and "not a semantic version" in str(res.exception)
     res = runner.invoke(greengrass_app, ["render", "--version", "1.0.0", "--out", str(tmp_path / "x"),

@@ -22,10 +22,12 @@ from edgeinfer.greengrass.recipes import (
     to_json,
     to_yaml,
 )
-from edgeinfer.greengrass.recipes.platforms import PLATFORMS
+from edgeinfer.greengrass.recipes.lite import lite_manifests, lite_problems
+from edgeinfer.greengrass.recipes.platforms import PLATFORMS, select
 from edgeinfer.greengrass.recipes.schema import find_schema, schema_problems
 from edgeinfer.greengrass.recipes.semver import Version, VersionRange
 
+from .conftest import BUCKET, VERSION
 from .fake_nucleus.auth import allowed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,14 +74,16 @@ def test_one_manifest_per_platform_gpu_first_with_install_once_and_timeouts(infe
     assert [m["Name"] for m in manifests] == [p.key for p in PLATFORMS]
     assert [m["Platform"].get("com.edgeinfer.accelerator") for m in manifests] == ["nvidia", "nvidia", None, None]
     for m in manifests:
-        install, run = m["Lifecycle"]["Install"], m["Lifecycle"]["Run"]
+        install, run = m["Lifecycle"]["install"], m["Lifecycle"]["run"]
         assert install["Skipif"] == "exists {work:path}/venv-0.1.0/.edgeinfer-installed"
         assert install["Timeout"] > 0 and "--no-index" in install["Script"]
         assert install["Script"].rstrip().endswith('touch "$VENV/.edgeinfer-installed"')
-        assert "{com.edgeinfer.Model.blazeface-full-range:artifacts:decompressedPath}/model" in run["Script"]
+        assert ('--model-dir "{kernel:rootPath}/packages/artifacts-unarchived/com.edgeinfer.Model.blazeface-full-range"'
+                ' --model-stem model') in run["Script"]
+        assert install["Script"].splitlines()[2] == '[ -e "$VENV/.edgeinfer-installed" ] && exit 0'  # Lite: no Skipif
         assert m["Artifacts"][0]["Unarchive"] == "ZIP" and m["Artifacts"][0]["URI"].endswith(f"{m['Name']}.zip")
     gpu = [m for m in manifests if "nvidia" in m["Platform"].values()]
-    assert all("onnxruntime-gpu" in m["Lifecycle"]["Install"]["Script"] for m in gpu)
+    assert all("onnxruntime-gpu" in m["Lifecycle"]["install"]["Script"] for m in gpu)
     assert len(to_yaml(inference_recipe).encode()) <= MAX_RECIPE_BYTES
     assert len(to_json(inference_recipe).encode()) <= MAX_RECIPE_BYTES
 
@@ -100,16 +104,16 @@ def _broken(recipe: dict[str, Any], change) -> list[str]:
     (lambda r: r["ComponentConfiguration"]["DefaultConfiguration"].update(telemetri={}), "telemetri: unknown key"),
     (lambda r: r["ComponentConfiguration"]["DefaultConfiguration"]["pipeline"].update(queue_size=0),
      "pipeline.queue_size"),
-    (lambda r: r["Manifests"][0]["Lifecycle"].update(Startup="x"), "define Run or Startup, not both"),
+    (lambda r: r["Manifests"][0]["Lifecycle"].update(startup="x"), "define run or startup, not both"),
     (lambda r: r["Manifests"][0]["Lifecycle"].update(Instal="x"), "unknown key 'Instal'"),
-    (lambda r: r["Manifests"][0]["Lifecycle"]["Install"].update(Timeout=-5), "Timeout must be a positive"),
-    (lambda r: r["Manifests"][0]["Lifecycle"]["Install"].update(Skipif="if missing x"), "Skipif must be"),
+    (lambda r: r["Manifests"][0]["Lifecycle"]["install"].update(Timeout=-5), "Timeout must be a positive"),
+    (lambda r: r["Manifests"][0]["Lifecycle"]["install"].update(Skipif="if missing x"), "Skipif must be"),
     (lambda r: r["Manifests"][0]["Artifacts"][0].update(URI="s3://amzn-s3-demo-bucket/x/runtime.tar.gz"),
      "Greengrass unarchives ZIP only"),
     (lambda r: r["Manifests"][0]["Artifacts"][0].update(uri="s3://b/x"), "write 'URI'"),
-    (lambda r: r["Manifests"][0]["Lifecycle"].update(Run="python3 {com.other.Thing:work:path}/x"),
+    (lambda r: r["Manifests"][0]["Lifecycle"].update(run="python3 {com.other.Thing:work:path}/x"),
      "names com.other.Thing, which is not a declared dependency"),
-    (lambda r: r["Manifests"][0]["Lifecycle"].update(Run="echo {iot:thingname}"), "unknown recipe variable"),
+    (lambda r: r["Manifests"][0]["Lifecycle"].update(run="echo {iot:thingname}"), "unknown recipe variable"),
     (lambda r: r["ComponentDependencies"]["aws.greengrass.Nucleus"].update(VersionRequirement=">=banana"),
      "not a version comparator"),
     (lambda r: next(iter(r["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
@@ -163,3 +167,21 @@ def test_version_ranges(rng: str, yes: list[str], no: list[str]) -> None:
     r = VersionRange.parse(rng)
     assert all(r.admits(v) for v in yes) and not any(r.admits(v) for v in no)
     assert Version.parse("1.0.0-rc.1") < Version.parse("1.0.0") < Version.parse("1.0.10")
+
+
+def test_recipes_greengrass_lite_runs(inference_recipe, model_recipe, model_artifact) -> None:
+    """Lite selects the CPU manifests (runtime '*'), never the GPU ones (it ignores the custom attribute); a recipe
+    rendered for one platform fits the 8196 bytes Lite reads, the four-platform one does not and says what to do."""
+    assert [m["Name"] for m in lite_manifests(inference_recipe)] == ["linux-amd64", "linux-aarch64"]
+    assert lite_problems(model_recipe) == []
+    (too_big,) = lite_problems(inference_recipe)
+    assert "Greengrass Lite reads at most 8196" in too_big and "--platform" in too_big
+    one = render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name),
+                           select(["linux-amd64"]))
+    assert lite_problems(one) == []
+    classic_only = copy.deepcopy(one)
+    classic_only["Manifests"][0]["Lifecycle"]["Run"] = classic_only["Manifests"][0]["Lifecycle"].pop("run")
+    classic_only["Manifests"][0]["Lifecycle"]["Run"]["Script"] += " {com.other:work:path}"
+    assert lite_problems(classic_only) == [
+        "manifest linux-amd64: lifecycle phase 'Run': Greengrass Lite matches 'run' only",
+        "manifest linux-amd64: Run uses {com.other:work:path}, which Greengrass Lite does not resolve"]

@@ -42,8 +42,10 @@ def _bounded(lo: float, hi: float) -> Callable[[str], float]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m edgeinfer.greengrass", description=__doc__.splitlines()[0])
     p.add_argument("--component", default=INFERENCE_COMPONENT, help="this component's name (for the logs)")
-    p.add_argument("--model", default=None, help="model package used when the configuration sets no model.path "
-                   "(the recipe passes the model component's unpacked artifact)")
+    p.add_argument("--model", default=None, help="model package used when the configuration sets no model.path")
+    p.add_argument("--model-dir", default=None, help="the model component's folder of unpacked versions (what the "
+                   "recipe passes): the newest <version>/<model-stem> in it is the model when --model is not given")
+    p.add_argument("--model-stem", default="model", help="the folder the model ZIP unpacks to (default: model)")
     p.add_argument("--thing", default=os.environ.get("AWS_IOT_THING_NAME"),
                    help="AWS IoT thing name (default: $AWS_IOT_THING_NAME, set by the nucleus)")
     p.add_argument("--metrics-interval", type=_bounded(1.0, 86_400.0), default=60.0,
@@ -75,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeInferError as exc:
         log.error("%s", exc)
         return 1
+    if args.model is None and args.model_dir is not None:
+        from .model_dir import model_path
+
+        try:
+            args.model = model_path(args.model_dir, args.model_stem)
+        except EdgeInferError as exc:
+            log.error("%s", exc)
+            return 1
     StopSignals(stop).__enter__()  # for the life of the process: a second signal exits at once
     from .app import ComponentApp
     from .ipc import connect_v2

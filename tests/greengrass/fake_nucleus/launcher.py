@@ -109,6 +109,11 @@ def skip(step: dict[str, Any] | str, interp: Interpolator) -> bool:
     return Path(arg.strip()).exists() if kind == "exists" else False
 
 
+def phase(lifecycle: dict[str, Any], name: str) -> Any:
+    """A lifecycle phase as the Java nucleus finds it: keys match in any case."""
+    return next((v for k, v in lifecycle.items() if k.lower() == name), None)
+
+
 def script(step: dict[str, Any] | str) -> str:
     return step if isinstance(step, str) else step["Script"]
 
@@ -128,13 +133,13 @@ def launch(nucleus: FakeNucleus, layout: Layout, recipe: dict[str, Any], version
     env.update({k: interp(str(v)) for k, v in (lifecycle.get("Setenv") or {}).items()})
     env.update(nucleus.environment(name))
     log = log_path.open("ab")
-    install = lifecycle.get("Install")
+    install = phase(lifecycle, "install")
     if install is not None and not skip(install, interp):
         done = subprocess.run(["sh", "-c", interp(script(install))], cwd=work, env=env, stdout=log,
                               stderr=subprocess.STDOUT, timeout=int(install.get("Timeout", 120)), check=False)
         if done.returncode != 0:
             raise RuntimeError(f"Install of {name} failed with {done.returncode}; see {log_path}")
-    return subprocess.Popen(["sh", "-c", interp(script(lifecycle["Run"]))], cwd=work, env=env, stdout=log,
+    return subprocess.Popen(["sh", "-c", interp(script(phase(lifecycle, "run")))], cwd=work, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 

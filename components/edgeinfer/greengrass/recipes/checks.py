@@ -30,7 +30,8 @@ TOP_KEYS = {"RecipeFormatVersion", "ComponentName", "ComponentVersion", "Compone
             "Lifecycle"}
 REQUIRED_TOP = ("RecipeFormatVersion", "ComponentName", "ComponentVersion", "ComponentPublisher", "Manifests")
 MANIFEST_KEYS = {"Name", "Platform", "Lifecycle", "Selections", "Artifacts"}
-LIFECYCLE_STEPS = {"Setenv", "Bootstrap", "Install", "Startup", "Run", "Shutdown", "Recover"}
+#: lifecycle phases in lower case: the Java nucleus matches them in any case, Greengrass Lite only so
+LIFECYCLE_STEPS = {"Setenv", "bootstrap", "install", "startup", "run", "shutdown", "recover"}
 STEP_KEYS = {"Script", "RequiresPrivilege", "Skipif", "Timeout", "Setenv"}
 ARTIFACT_KEYS = {"URI", "Unarchive", "Permission", "Digest", "Algorithm"}
 PERMISSIONS = {"NONE", "OWNER", "ALL"}
@@ -176,8 +177,8 @@ def _manifest(p: _Problems, where: str, m: Any, deps: set[str], name: str) -> No
     if not isinstance(platform, dict) or not all(isinstance(v, str) for v in platform.values()):
         p.append(f"{where}.Platform must map attribute names to strings")
     lifecycle = p.keys(f"{where}.Lifecycle", body.get("Lifecycle", {}), LIFECYCLE_STEPS)
-    if "Run" in lifecycle and "Startup" in lifecycle:
-        p.append(f"{where}.Lifecycle: define Run or Startup, not both")
+    if "run" in lifecycle and "startup" in lifecycle:
+        p.append(f"{where}.Lifecycle: define run or startup, not both")
     for step, spec in lifecycle.items():
         if step == "Setenv":
             _setenv(p, f"{where}.Lifecycle.Setenv", spec, deps)

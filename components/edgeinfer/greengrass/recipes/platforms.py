@@ -4,6 +4,10 @@ Greengrass picks the FIRST manifest whose ``Platform`` matches the device, so GP
 the plain CPU ones. ``com.edgeinfer.accelerator`` is a custom platform attribute: set it on a GPU core
 device with the nucleus option ``platformOverride: {"com.edgeinfer.accelerator": "nvidia"}``
 (see docs/greengrass.md).
+
+Greengrass Lite selects only manifests whose Platform names a ``runtime`` (``aws_nucleus_lite`` or ``*``) and
+ignores custom attributes. So the CPU manifests say ``runtime: "*"`` (every nucleus) and the GPU ones name
+none (Java nucleus only): otherwise Lite would take the first GPU manifest of its architecture on any host.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Platform:
         block = {"os": self.os, "architecture": self.architecture}
         if self.accelerator:
             block[ACCELERATOR_ATTRIBUTE] = self.accelerator
+        else:
+            block["runtime"] = "*"  # Greengrass Lite too
         return block
 
     @property
