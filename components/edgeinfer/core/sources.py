@@ -627,8 +627,10 @@ def open_source(uri: str, live: bool | None = None, loop: bool = False, fps: flo
         if not target:
             raise SourceError("source 'gst:' names no pipeline", "write gst:<a GStreamer pipeline ending in appsink>")
         if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
-            raise SourceError("this OpenCV build has no GStreamer backend, so gst: sources cannot open",
-                              "install an OpenCV built with GStreamer, or use an rtsp:// or http:// URL")
+            raise SourceError("this OpenCV build has no GStreamer backend (the PyPI wheels have none), so gst: "
+                              "sources cannot open", "use an OpenCV built with GStreamer (docs/sources.md: Debian's "
+                              "python3-opencv in a --system-site-packages venv, or JetPack's), or an rtsp:// or "
+                              "http:// URL")
     elif uri.startswith(STREAM_SCHEMES):
         check_stream_url(uri)
         if live is False:
