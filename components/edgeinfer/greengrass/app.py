@@ -80,27 +80,34 @@ class ComponentApp:
                 self.fallback_reason = str(exc)
                 self.nucleus.refused(str(exc))
                 raw = fallback
+            self._start_parts(raw)
         except Exception as exc:
             self.state.report(ReportedLifecycleState.ERRORED, retry=False)  # the process ends next
             self.close()
             if isinstance(exc, EdgeInferError):
                 raise
             raise EdgeInferError(f"component failed to start: {error_text(exc)}", "see the component log") from exc
-        self.config.last_good.save(raw)
-        service = self.service
-        assert service is not None  # _start_service set it or raised
-        self.config.watch(service.apply, raw)
-        commands = CommandHandler(self.ipc, service, self.thing)
-        commands.subscribe()
-        gate = UpdateGate(self.ipc, service, nucleus=self.nucleus)
-        gate.subscribe()
-        metrics = MetricsReporter(self.ipc, service.stats, self._metrics_interval_s, nucleus=self.nucleus)
-        metrics.start()
-        self._parts = [self.config, commands, gate, metrics]
         self.state.report(ReportedLifecycleState.RUNNING)
-        status = service.status()["model"] or {}
+        status = (self.service.status()["model"] if self.service is not None else None) or {}
         log.info("edgeinfer component running on %s: model %s %s", self.thing, status.get("name"),
                  status.get("version"))
+
+    def _start_parts(self, raw: dict[str, Any]) -> None:
+        """Configuration watch, commands, component updates, metrics: the parts around a started service."""
+        service = self.service
+        assert service is not None  # _start_service set it or raised
+        self.config.last_good.save(raw)
+        self.config.watch(service.apply, raw)
+        self._parts.append(self.config)
+        commands = CommandHandler(self.ipc, service, self.thing)
+        self._parts.append(commands)
+        commands.subscribe()  # required: a nucleus that refuses it (accessControl) fails the start, ERRORED
+        gate = UpdateGate(self.ipc, service, nucleus=self.nucleus)
+        self._parts.append(gate)
+        gate.subscribe()
+        metrics = MetricsReporter(self.ipc, service.stats, self._metrics_interval_s, nucleus=self.nucleus)
+        self._parts.append(metrics)
+        metrics.start()
 
     def _start_service(self, raw: dict[str, Any], watch: ConnectionWatch | None) -> None:
         cfg = self.config.validate(raw)
