@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import sys
+from types import MappingProxyType
 
 import typer
 
 from ..core.errors import EdgeInferError
-from .aws import aws_app
-from .azure import azure_app
 from .common import print_error
-from .config_cmd import config_app
-from .greengrass import greengrass_app
-from .model import model_app
+from .lazy import LazyApp, LazyGroup
 from .run import bench, run
+
+
+class _Groups(LazyGroup):
+    """The subcommand groups, each imported when called (a device's `edgeinfer run` needs none of them)."""
+
+    lazy = MappingProxyType({
+        "model": LazyApp("edgeinfer.cli.model", "model_app", "Make, inspect, verify and optimise model packages."),
+        "config": LazyApp("edgeinfer.cli.config_cmd", "config_app",
+                          "The configuration schema, defaults and validation."),
+        "greengrass": LazyApp("edgeinfer.cli.greengrass", "greengrass_app",
+                              "Render and validate the Greengrass v2 component recipes."),
+        "aws": LazyApp("edgeinfer.cli.aws", "aws_app",
+                       "SageMaker registry -> Greengrass components -> deployments (boto3)."),
+        "azure": LazyApp("edgeinfer.cli.azure", "azure_app", "IoT Edge deployment manifests and IoT Hub deployments."),
+    })
+
 
 app = typer.Typer(
     name="edgeinfer",
@@ -22,14 +35,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_Groups,
 )
 app.command(help="Run a model over a source (no flags: the embedded face-detector demo).")(run)
-app.command(help="Bare runtime loop vs the edgeinfer pipeline on the same model and frames.")(bench)
-app.add_typer(model_app, name="model", help="Make, inspect, verify and optimise model packages.")
-app.add_typer(config_app, name="config", help="The configuration schema, defaults and validation.")
-app.add_typer(greengrass_app, name="greengrass", help="Render and validate the Greengrass v2 component recipes.")
-app.add_typer(aws_app, name="aws", help="SageMaker registry -> Greengrass components -> deployments (boto3).")
-app.add_typer(azure_app, name="azure", help="IoT Edge deployment manifests and IoT Hub deployments.")
+app.command(help="The loop a user writes by hand and the bare runtime vs the edgeinfer pipeline, same model "
+            "and frames.")(bench)
 
 
 @app.command()
