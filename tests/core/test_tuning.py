@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,49 @@ def test_explicit_threads_and_sequential_mode_are_left_alone(demo_pkgs: tuple[Pa
         model = load_model(load_package(demo_pkgs[0]), cfg.backend)
         assert tuning.tune_threads(model, cfg) is model
         model.close()
+
+
+def test_a_restart_opens_the_runtime_once_with_the_threads_measured_before(
+        demo_pkgs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from edgeinfer.core.runner import load_configured
+
+    monkeypatch.setattr(tuning, "usable_cores", lambda: 2)
+    monkeypatch.setattr(tuning, "recommended_threads", lambda pre, inf, cores: 1)
+    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, state_dir=str(tmp_path))
+    caplog.set_level("INFO", logger="edgeinfer.core.tuning")
+    first, _ = load_configured(cfg)
+    assert threads_of(first) == 1 and "preprocessing takes" in caplog.text  # measured, then reopened
+    first.close()
+    (entry,) = json.loads((tmp_path / tuning.TUNING_FILE).read_text()).values()
+    assert entry["threads"] == 1
+    caplog.clear()
+    monkeypatch.setattr(tuning, "recommended_threads", lambda pre, inf, cores: pytest.fail("measured again"))
+    again, _ = load_configured(cfg)
+    assert threads_of(again) == 1 and "measured at an earlier start" in caplog.text
+    again.close()
+
+
+@pytest.mark.parametrize("change", [
+    {"at": 0},  # a day old and more: measured again
+    {"threads": 7},  # more threads than this host has cores
+    {"threads": True},
+    None,  # not JSON at all
+])
+def test_a_stale_or_broken_memory_is_measured_again(demo_pkgs: tuple[Path, Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, change: dict | None) -> None:
+    from edgeinfer.core.runner import load_configured
+
+    monkeypatch.setattr(tuning, "usable_cores", lambda: 2)
+    monkeypatch.setattr(tuning, "recommended_threads", lambda pre, inf, cores: 1)
+    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])}, state_dir=str(tmp_path))
+    load_configured(cfg)[0].close()
+    package = load_package(demo_pkgs[0])
+    assert tuning.remembered_threads(package, cfg, tmp_path) == 1
+    path = tmp_path / tuning.TUNING_FILE
+    if change is None:
+        path.write_text("not json")
+    else:
+        path.write_text(json.dumps({k: {**v, **change} for k, v in json.loads(path.read_text()).items()}))
+    assert tuning.remembered_threads(package, cfg, tmp_path) is None
+    assert tuning.remembered_options(package, cfg, tmp_path) == (cfg, False)

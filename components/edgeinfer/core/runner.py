@@ -15,7 +15,7 @@ from .modelpkg.trust import check_package, refuse_bare
 from .progress import Progress, no_progress
 from .sinks.base import RunContext
 from .sources import ChainSource, Source, open_source
-from .tuning import tune_threads
+from .tuning import remembered_options, tune_threads
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,14 @@ def load_configured(config: EdgeInferConfig, progress: Progress = no_progress, r
         package = resolve_package(str(demo_model_path(progress)))
     t1 = time.perf_counter()
     keys = key_provider(config.trust.decryption, key_source)  # asked for only when the package is encrypted
-    model = load_model(package, config.backend, config.model.score_threshold, config.pipeline.max_batch, keys)
+    state = config.resolved_state_dir()
+    opened, tuned = remembered_options(package, config, state)  # threads measured at an earlier start, if any
+    model = load_model(package, opened.backend, config.model.score_threshold, config.pipeline.max_batch, keys)
     try:
         t2 = time.perf_counter()
         model.warmup(config.model.warmup_runs)
-        model = tune_threads(model, config)
+        if not tuned:
+            model = tune_threads(model, config, state_dir=state)
     except BaseException:
         model.close()
         raise
