@@ -130,5 +130,5 @@ def test_module_swaps_to_a_delivered_model_and_refuses_bad_ones(
     reported = config_state(m.hub, m.hub.patch_desired({"model": fixed}), "applied")
     assert reported["model"]["version"] == "3.0.0" and reported["delivery"]["status"] == "active"
     status, body = m.hub.invoke("getStats")
-    assert status == 200 and body["status"]["model"]["version"] == "3.0.0"
+    assert status == 200 and body["model"]["version"] == "3.0.0"
     assert m.stop() == 0

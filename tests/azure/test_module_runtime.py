@@ -83,12 +83,12 @@ def test_bad_patches_are_rejected_and_the_running_config_stays(edge_module: Star
     v = m.hub.patch_desired({"colour": "red", "telemetry": {"transport": None}})
     config_state(m.hub, v, "rejected")
     status, stats = m.hub.invoke("getStats")
-    assert status == 200 and stats["status"]["config_version"] == 0, "nothing was applied"
+    assert status == 200 and stats["config_version"] == 0, "nothing was applied"
     v = m.hub.patch_desired({"colour": None, "model": {"score_threshold": 0.8}})
     reported = config_state(m.hub, v, "applied")
     assert reported["config"]["applied_version"] == v and reported["threshold"] == 0.8
     status, stats = m.hub.invoke("getStats")
-    assert stats["status"]["config_version"] == 1
+    assert stats["config_version"] == 1
     assert m.stop() == 0
 
 
@@ -96,10 +96,10 @@ def test_direct_methods_answer_with_status_codes(edge_module: StartModule, desir
     m = edge_module(desired)
     m.wait_ready()
     status, body = m.hub.invoke("getStats", None)
-    assert status == 200 and body["status"]["running"] is True and "frames" in json.dumps(body["stats"])
-    assert m.hub.invoke("setThreshold", {"value": 0.65}) == (200, {"threshold": 0.65})
+    assert status == 200 and body["running"] is True and "frames" in json.dumps(body["stats"])
+    assert m.hub.invoke("setThreshold", {"value": 0.65}) == (200, {"score_threshold": 0.65})
     m.hub.wait_reported(lambda r: r.get("threshold") == 0.65, what="threshold reported")
-    assert m.hub.invoke("setThreshold", 0.7) == (200, {"threshold": 0.7})
+    assert m.hub.invoke("setThreshold", 0.7) == (200, {"score_threshold": 0.7})
     for bad in ("high", 1.5, {"value": True}, None):
         status, body = m.hub.invoke("setThreshold", bad)
         assert status == 400 and "0 to 1" in body["error"], (bad, body)
@@ -122,7 +122,7 @@ def test_direct_methods_answer_with_status_codes(edge_module: StartModule, desir
     status, body = m.hub.invoke("selfDestruct", {})
     assert status == 404 and "reload, snapshot, getStats, setThreshold" in body["error"]
     status, body = m.hub.invoke("getStats")
-    assert status == 200 and body["status"]["model"]["version"] == "1.0.0", "a failed reload keeps the model"
+    assert status == 200 and body["model"]["version"] == "1.0.0", "a failed reload keeps the model"
     assert m.stop() == 0
 
 

@@ -155,8 +155,8 @@ def test_module_in_the_image_twin_methods_telemetry_health_and_sigterm(module_in
 
     # direct methods
     status, body = m.hub.invoke("getStats")
-    assert status == 200 and body["status"]["running"] is True
-    assert m.hub.invoke("setThreshold", {"value": 0.6}) == (200, {"threshold": 0.6})
+    assert status == 200 and body["running"] is True
+    assert m.hub.invoke("setThreshold", {"value": 0.6}) == (200, {"score_threshold": 0.6})
     status, body = m.hub.invoke("reload", {"path": "/etc"})
     assert status == 400 and "outside remote.model_dirs" in body["error"], "the image's local settings apply"
 
