@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
+from edgeinfer.core.config import EdgeInferConfig
 from edgeinfer.core.errors import ConfigError
+from edgeinfer.core.session import RunSession
 from edgeinfer.core.telemetry.transport import Message
 from edgeinfer.greengrass.app import ComponentApp
 from edgeinfer.greengrass.connection import IotCoreConnection
@@ -51,8 +53,16 @@ def test_transport_acks_refuses_for_good_and_follows_the_link(nucleus, monkeypat
         ipc.close()
 
 
-def test_component_metrics_for_aws_components_and_refusal_for_others(nucleus, monkeypatch) -> None:
-    stats = {"frames": 120, "stages_ms": {"read": {"p50": 1.0}, "infer": {"p50": 8.0}, "decode": {"p50": 2.0}}}
+def test_component_metrics_for_aws_components_and_refusal_for_others(nucleus, monkeypatch, demo_pkgs,
+                                                                      demo_media) -> None:
+    # the stats a real run reports (every stage and "total", the frame's age at its result)
+    session = RunSession(EdgeInferConfig(model={"path": str(demo_pkgs[0])}, source={"uri": str(demo_media[0])}))
+    session.start()
+    assert session.wait(60)
+    stats = session.stats()
+    session.stop(0)
+    stages = stats["stages_ms"]
+    assert {"read", "infer", "total"} <= set(stages)
     ours = client(nucleus, "com.edgeinfer.Inference", {}, monkeypatch)
     reporter = MetricsReporter(ours, lambda: stats)
     assert reporter.report() is False and reporter.enabled is False  # the nucleus allows only aws.* names
@@ -61,8 +71,9 @@ def test_component_metrics_for_aws_components_and_refusal_for_others(nucleus, mo
     reporter = MetricsReporter(aws, lambda: stats)
     assert reporter.report() and reporter.report()
     sent = {m.name: (m.unit, m.value) for m in nucleus.requests("PutComponentMetric", "aws.edgeinfer.Test")[-1].metrics}
-    assert sent["infer_s_p50"] == ("SECONDS", 0.008) and sent["latency_s_p50"] == ("SECONDS", 0.01)
-    assert sent["frames"] == ("COUNT", 120.0) and sent["fps"][0] == "COUNT_PER_SECOND"
+    assert sent["infer_s_p50"] == ("SECONDS", round(stages["infer"]["p50"] / 1e3, 6))
+    assert sent["latency_s_p50"] == ("SECONDS", round(stages["total"]["p50"] / 1e3, 6)), "the frame's age, not a sum"
+    assert sent["frames"] == ("COUNT", float(stats["frames"])) and sent["fps"][0] == "COUNT_PER_SECOND"
     aws.close()
 
 

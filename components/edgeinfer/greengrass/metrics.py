@@ -23,8 +23,12 @@ from .nucleus import NucleusFeatures
 log = logging.getLogger(__name__)
 
 
+def _seconds(ms: float) -> float:
+    return round(ms / 1e3, 6)
+
+
 def metrics_from(stats: dict[str, Any], prev: tuple[int, float] | None, now: float) -> list[Metric]:
-    """fps over the last interval, inference and frame-to-result p50 latency (seconds), frames so far."""
+    """fps over the last interval, inference and capture-to-result p50 latency (seconds), frames so far."""
     frames = int(stats.get("frames") or 0)
     out = [Metric(name="frames", unit=MetricUnitType.COUNT, value=float(frames))]
     if prev is not None and now > prev[1]:
@@ -32,10 +36,9 @@ def metrics_from(stats: dict[str, Any], prev: tuple[int, float] | None, now: flo
                           value=round(max(0, frames - prev[0]) / (now - prev[1]), 3)))
     stages = stats.get("stages_ms") or {}
     if "infer" in stages:  # the IPC metric units have no milliseconds
-        out.append(Metric(name="infer_s_p50", unit=MetricUnitType.SECONDS, value=stages["infer"]["p50"] / 1e3))
-    if stages:
-        total_ms = sum(s["p50"] for name, s in stages.items() if name != "read")
-        out.append(Metric(name="latency_s_p50", unit=MetricUnitType.SECONDS, value=round(total_ms / 1e3, 6)))
+        out.append(Metric(name="infer_s_p50", unit=MetricUnitType.SECONDS, value=_seconds(stages["infer"]["p50"])))
+    if "total" in stages:  # capture -> result: the frame's age when its result is out (not a sum of stage p50s)
+        out.append(Metric(name="latency_s_p50", unit=MetricUnitType.SECONDS, value=_seconds(stages["total"]["p50"])))
     return out
 
 
