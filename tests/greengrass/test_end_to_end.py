@@ -31,8 +31,23 @@ def roll_out(aws, agent: DeviceAgent, merge=None) -> list[progress.DeviceProgres
         finally:
             done.set()
 
+    polls_after_device: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        """The watch's wait between polls: until the device is done; a device-side failure is raised at
+        once, and a device that is done while the deployment stays unfinished fails on the next poll
+        (a set Event would otherwise make the watch spin until its timeout)."""
+        done.wait(seconds)
+        if failure:
+            raise failure[0]
+        if not done.is_set():
+            return
+        if polls_after_device:
+            raise AssertionError("the device applied the deployment, but it never reached a terminal status")
+        polls_after_device.append(seconds)
+
     threading.Thread(target=device, daemon=True).start()
-    final = progress.watch(aws, p.target, p.deployment_id, timeout_s=120, poll_s=30, sleep=done.wait)
+    final = progress.watch(aws, p.target, p.deployment_id, timeout_s=120, poll_s=30, sleep=sleep)
     if failure:
         raise failure[0]
     return final
