@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ModelError
 from .encryption import ALGORITHM, ModelEncryption
@@ -64,6 +62,8 @@ def manifest_aad(m: Manifest) -> bytes:
 def encrypt_bytes(clear: bytes, key: bytes, aad: bytes) -> bytes:
     if len(key) != KEY_BYTES:
         raise ModelError(f"an AES-256 key has {KEY_BYTES} bytes, this one {len(key)}", "use a 32-byte key")
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # only for encrypted packages, not every start
+
     nonce = os.urandom(NONCE_BYTES)  # fresh per encryption: a key is never used twice with one nonce
     return nonce + AESGCM(key).encrypt(nonce, clear, aad)
 
@@ -73,6 +73,9 @@ def decrypt_bytes(blob: bytes, key: bytes, aad: bytes, what: str) -> bytes:
     if len(blob) < NONCE_BYTES + TAG_BYTES:
         raise ModelError(f"{what} is {len(blob)} bytes, too short to be AES-256-GCM ciphertext",
                          "re-download the package")
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
     except InvalidTag:

@@ -19,15 +19,17 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EdgeInferError, ModelError
 from ..paths import private_dir
 from .manifest import FORMAT_BY_SUFFIX, SEMVER, Manifest
 from .package import ModelPackage
-from .signing import SignatureCheck, check_not_older, verify_signature
-from .signkeys import PublicKey, load_public_key
 from .trustconfig import TrustConfig
+
+if TYPE_CHECKING:  # signing needs cryptography: imported when keys are set, not on every start
+    from .signing import SignatureCheck
+    from .signkeys import PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ _FIX = ("install a package signed by a key in trust.keys (`edgeinfer model sign`
 
 
 def trusted_keys(trust: TrustConfig) -> list[PublicKey]:
+    from .signkeys import load_public_key
+
     """The public keys ``trust.keys`` names, read now. A key that cannot be read is a ConfigError: a device
     told to trust keys never falls back to trusting anything."""
     keys: list[PublicKey] = []
@@ -67,6 +71,8 @@ def check_package(package: ModelPackage, trust: TrustConfig, running: Manifest |
     ``running`` (same name) or the newest version of its name activated before. None when no keys are set."""
     if not trust.keys:
         return None
+    from .signing import verify_signature
+
     keys = trusted_keys(trust)
     m = package.manifest
     check = verify_signature(package.root, keys)
@@ -143,6 +149,8 @@ def record_activated(package: ModelPackage, trust: TrustConfig, state_dir: Path,
 
 
 def _newer(version: str, than: str) -> bool:
+    from .signing import check_not_older
+
     try:
         check_not_older(than, version)  # raises when ``than`` is older (or is not a version at all)
     except ModelError:
