@@ -11,7 +11,7 @@
   ``remote.model_hosts`` (the local settings); the connection goes to the address that was checked, never a
   link-local or metadata one; redirects (S3 presigned URLs answer 307) are re-checked hop by hop, at most 5.
   What reaches the twin says "failed" or "blocked" and names the host, nothing more (a closed port, a 404 and a
-  TLS refusal read the same): the detail is in the module log. See core/netguard.py.
+  TLS refusal read the same): the detail is in the module log. See core/netguard.py and core/netopener.py.
 * Verified: the sha256 of the whole file must equal the twin's before the file is renamed into place;
   the core then verifies the package's own per-file hashes, loads and warms the model up before it
   swaps. Any failure raises DeliveryError and leaves the running model alone.
@@ -43,7 +43,8 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..core.modelpkg import sha256_file
-from ..core.netguard import MAX_REDIRECTS, Blocked, Outbound, Resolver, build_opener
+from ..core.netguard import MAX_REDIRECTS, Blocked, Outbound, Resolver
+from ..core.netopener import build_opener
 from ..core.paths import private_dir
 from ..core.progress import Progress, no_progress
 from ..core.redact import redact

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..netguard import Blocked, Outbound, build_opener
+from ..netguard import Blocked, Outbound
+from ..netopener import build_opener
 from ..redact import redact
 from .childproc import MAX_OUTPUT_BYTES, run_hook
 from .config import CommandAction, HookConfig, WebhookAction
