@@ -26,6 +26,15 @@ def test_frozen_heap_freezes_what_is_alive_and_gives_it_back() -> None:
     assert gc.get_freeze_count() == 0
 
 
+def test_a_cycle_dropped_just_before_start_up_is_not_frozen() -> None:
+    gc.collect()
+    dropped = Node()  # young garbage (a failed first attempt, a temporary): collected, not frozen
+    ref = weakref.ref(dropped)
+    del dropped
+    with heap.frozen_heap():
+        assert ref() is None
+
+
 def test_a_frozen_cycle_is_freed_by_refreeze() -> None:
     old = Node()  # an "old model" caught in a cycle, alive at start-up
     ref = weakref.ref(old)

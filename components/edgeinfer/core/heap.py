@@ -22,9 +22,14 @@ from collections.abc import Iterator
 log = logging.getLogger(__name__)
 
 
-def freeze() -> int:
-    """Collect, then freeze everything alive; returns the objects frozen."""
-    gc.collect()
+def freeze(full: bool = False) -> int:
+    """Collect the young generations (all of them with ``full``), then freeze everything alive; returns the
+    objects frozen.
+
+    At start-up what reached the oldest generation is alive (the demo run: 20 of 55k objects were garbage)
+    and a full pass over it costs ~11 ms of every start, so only the young generations are collected; a
+    start-up leftover there stays frozen until the run ends or the next ``refreeze``, which collects fully."""
+    gc.collect(2 if full else 1)
     gc.freeze()
     count = gc.get_freeze_count()
     log.debug("heap: %d start-up objects frozen out of garbage collection", count)
@@ -37,7 +42,7 @@ def refreeze() -> None:
     Does nothing when nothing is frozen (outside ``frozen_heap``)."""
     if gc.get_freeze_count():
         gc.unfreeze()
-        freeze()
+        freeze(full=True)
 
 
 @contextlib.contextmanager
