@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("bench_pipeline.py", "bench_idle.py", "bench_outbox.py", "bench_publish.py", "bench_alert.py",
-           "bench_faults.py")
+BENCHES = ("bench_pipeline.py", "bench_cold_start.py", "bench_idle.py", "bench_outbox.py", "bench_publish.py",
+           "bench_alert.py", "bench_faults.py")
 
 
 def main() -> int:
