@@ -21,12 +21,15 @@ import hashlib
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import botocore.session
 import yaml
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
+
+from .iot_jobs import IotJobs
 
 _MODEL = botocore.session.get_session().get_service_model("greengrassv2")
 
@@ -53,6 +56,8 @@ class FakeGreengrassV2:
         self.deployments: dict[str, dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.jobs = IotJobs(iot, region, account)  # the IoT job AWS makes for every deployment
+        self.clock: Callable[[], dt.datetime] = _now  # a test may set its own (deployment and report times)
         self._lock = threading.RLock()
 
     # ---- the wire: validate in, dispatch, validate out ---------------------------------------
@@ -107,7 +112,7 @@ class FakeGreengrassV2:
                 a["Digest"] = base64.b64encode(hashlib.sha256(body).digest()).decode()
                 a["Algorithm"] = "SHA-256"
         recipe.setdefault("ComponentType", "aws.greengrass.generic")
-        created = _now()
+        created = self.clock()
         self.components[arn] = {"recipe": recipe, "name": name, "version": version, "created": created,
                                 "status": {"componentState": state, "message": message, "errors": {}}}
         return {"arn": arn, "componentName": name, "componentVersion": version, "creationTimestamp": created,
@@ -169,16 +174,34 @@ class FakeGreengrassV2:
             "deploymentId": dep_id, "deploymentName": deploymentName or dep_id, "deploymentStatus": "ACTIVE",
             "iotJobId": job, "iotJobArn": f"arn:aws:iot:{self.region}:{self.account}:job/{job}",
             "components": copy.deepcopy(components or {}), "deploymentPolicies": rest.get("deploymentPolicies", {}),
-            "iotJobConfiguration": rest.get("iotJobConfiguration", {}), "creationTimestamp": _now(),
-            "isLatestForTarget": True, "tags": {}}
+            "iotJobConfiguration": rest.get("iotJobConfiguration", {}), "creationTimestamp": self.clock(),
+            "isLatestForTarget": True, "tags": dict(rest.get("tags") or {})}
         for device in devices:
-            self.devices[device]["effective"][dep_id] = {"status": "QUEUED", "reason": None, "modified": _now()}
+            self.devices[device]["effective"][dep_id] = {"status": "QUEUED", "reason": None, "modified": self.clock()}
+        self.jobs.create(job, targetArn, devices, rest.get("iotJobConfiguration") or {},
+                         {"deploymentId": dep_id, "components": components or {}})
         return {"deploymentId": dep_id, "iotJobId": job, "iotJobArn": self.deployments[dep_id]["iotJobArn"]}
 
     def _op_get_deployment(self, deploymentId: str) -> dict[str, Any]:
         if deploymentId not in self.deployments:
             raise _error("GetDeployment", "ResourceNotFoundException", f"Deployment {deploymentId} not found", 404)
         return copy.deepcopy(self.deployments[deploymentId])
+
+    def _op_cancel_deployment(self, deploymentId: str) -> dict[str, Any]:
+        d = self._op_get_deployment(deploymentId)
+        if d["deploymentStatus"] != "ACTIVE":
+            raise _error("CancelDeployment", "ConflictException", f"Deployment {deploymentId} is "
+                         f"{d['deploymentStatus']}, not ACTIVE", 409)
+        self.deployments[deploymentId]["deploymentStatus"] = "CANCELED"
+        self.jobs.cancel(d["iotJobId"], comment=f"Greengrass deployment {deploymentId} canceled")
+        return {"message": f"Deployment {deploymentId} canceled"}
+
+    def _op_tag_resource(self, resourceArn: str, tags: dict[str, str]) -> dict[str, Any]:
+        dep_id = resourceArn.rsplit(":", 1)[-1]
+        if ":deployments:" not in resourceArn or dep_id not in self.deployments:
+            raise _error("TagResource", "ResourceNotFoundException", f"Resource {resourceArn} not found", 404)
+        self.deployments[dep_id]["tags"].update(tags)
+        return {}
 
     def _op_list_deployments(self, targetArn: str | None = None, historyFilter: str = "LATEST_ONLY",
                              **_: Any) -> dict[str, Any]:
@@ -229,8 +252,8 @@ class FakeGreengrassV2:
     # ---- the device side (not an AWS API) ------------------------------------------------------
     def register_core_device(self, thing: str, group_arns: list[str]) -> None:
         with self._lock:
-            self.devices[thing] = {"groups": list(group_arns), "status": "HEALTHY", "seen": _now(), "effective": {},
-                                   "installed": {}}
+            self.devices[thing] = {"groups": list(group_arns), "status": "HEALTHY", "seen": self.clock(),
+                                   "effective": {}, "installed": {}}
 
     def queued(self, thing: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -241,7 +264,8 @@ class FakeGreengrassV2:
                reason: str | None = None) -> None:
         with self._lock:
             d = self.devices[thing]
-            d["effective"][deployment_id] = {"status": status, "reason": reason, "modified": _now()}
-            d["seen"] = _now()
+            d["effective"][deployment_id] = {"status": status, "reason": reason, "modified": self.clock()}
+            self.jobs.report(self.deployments[deployment_id]["iotJobId"], thing, status)
+            d["seen"] = self.clock()
             if installed is not None:
                 d["installed"] = dict(installed)

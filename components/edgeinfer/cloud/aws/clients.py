@@ -24,6 +24,8 @@ class GreengrassV2Api(Protocol):
     def get_core_device(self, **kwargs: Any) -> dict[str, Any]: ...
     def list_effective_deployments(self, **kwargs: Any) -> dict[str, Any]: ...
     def list_installed_components(self, **kwargs: Any) -> dict[str, Any]: ...
+    def cancel_deployment(self, **kwargs: Any) -> dict[str, Any]: ...
+    def tag_resource(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class AwsClients:
     greengrass: GreengrassV2Api
     region: str
     kms: Any = None  # signing model packages with --kms-key
+    cloudwatch: Any = None  # rollouts: devices' rollbacks counted by the CDK stack's topic rule
 
     @classmethod
     def from_session(cls, session: Any) -> AwsClients:
@@ -46,7 +49,7 @@ class AwsClients:
             raise AwsError("no AWS region configured", "pass --region or set AWS_REGION / a profile region")
         return cls(s3=session.client("s3"), sagemaker=session.client("sagemaker"), iot=session.client("iot"),
                    sts=session.client("sts"), greengrass=session.client("greengrassv2"), region=region,
-                   kms=session.client("kms"))
+                   kms=session.client("kms"), cloudwatch=session.client("cloudwatch"))
 
     def account(self) -> str:
         return str(self.sts.get_caller_identity()["Account"])

@@ -124,13 +124,16 @@ def plan(clients: AwsClients, target_name: str, model: str, model_version: str |
 
 
 def create(clients: AwsClients, p: Plan, name: str | None = None, update_timeout_s: int = 120,
-           validation_timeout_s: int = 60, rollback: bool = True) -> Plan:
+           validation_timeout_s: int = 60, rollback: bool = True, iot_job: dict[str, Any] | None = None,
+           tags: dict[str, str] | None = None) -> Plan:
+    """Create the deployment; ``iot_job`` is its ``iotJobConfiguration`` (rollout rate, abort, timeout)."""
+    extra: dict[str, Any] = {k: v for k, v in (("iotJobConfiguration", iot_job), ("tags", tags)) if v}
     made = clients.greengrass.create_deployment(
         targetArn=p.target.arn, deploymentName=name or f"edgeinfer-{p.target.name}", components=p.components,
         deploymentPolicies={
             "failureHandlingPolicy": "ROLLBACK" if rollback else "DO_NOTHING",
             "componentUpdatePolicy": {"timeoutInSeconds": update_timeout_s, "action": "NOTIFY_COMPONENTS"},
-            "configurationValidationPolicy": {"timeoutInSeconds": validation_timeout_s}})
+            "configurationValidationPolicy": {"timeoutInSeconds": validation_timeout_s}}, **extra)
     p.deployment_id = made["deploymentId"]
     log.info("deployment %s created for %s %s", p.deployment_id, p.target.kind, p.target.name)
     return p
