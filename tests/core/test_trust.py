@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from edgeinfer.core.preflight import check_model
 from edgeinfer.core.runner import load_configured
 from edgeinfer.core.session import RunSession
 
-from .test_service import wait_for
+from .test_service import Seen
 
 
 def package(src: Path, dst: Path, version: str, key: Path | None) -> Path:
@@ -60,7 +61,8 @@ def keys(tmp_path: Path) -> tuple[Path, Path]:
 
 def config(pkg: Path, pub: Path, state: Path, clip: Path, **trust: object) -> EdgeInferConfig:
     return EdgeInferConfig(model={"path": str(pkg), "warmup_runs": 1}, source={"uri": str(clip), "loop": True},
-                           state_dir=str(state), trust={"keys": [str(pub)], **trust})
+                           state_dir=str(state), trust={"keys": [str(pub)], **trust},
+                           probation={"window_s": 1, "min_frames": 5, "max_latency_ratio": 50})
 
 
 def refused(call, *words: str) -> str:
@@ -78,10 +80,12 @@ def test_a_running_device_refuses_every_attack_and_takes_a_good_newer_package(
     other = generate_keypair(tmp_path / "other").private
     v11 = package(src, tmp_path / "v1.1", "1.1.0", priv)
     cfg = config(v11, pub, state, clip)
-    svc = RunSession(cfg)
+    seen, kept = Seen(), threading.Event()
+    svc = RunSession(cfg, extra_sinks=[seen])
+    svc.add_probation_listener(lambda outcome, _: outcome == "kept" and kept.set())
     svc.start()
     try:
-        assert wait_for(lambda: svc.stats().get("frames", 0) > 3)
+        assert seen.wait_more(4)
         assert activated_version(state, "blazeface-full-range") == "1.1.0"
         record = state / RECORD_NAME
         assert stat.S_IMODE(record.stat().st_mode) == 0o600
@@ -101,14 +105,14 @@ def test_a_running_device_refuses_every_attack_and_takes_a_good_newer_package(
         bare = tmp_path / "bare.onnx"
         shutil.copyfile(src / "model.onnx", bare)
         refused(lambda: svc.reload_model(str(bare)), "a bare model file cannot be signed")
-        frames = svc.stats()["frames"]
-        assert wait_for(lambda: svc.stats()["frames"] > frames + 3)  # still inferring
+        assert seen.wait_more(4)  # still inferring
 
         v2 = package(src, tmp_path / "v2", "2.0.0", priv)
         assert svc.reload_model(str(v2))["version"] == "2.0.0"  # hot-swapped in
-        frames = svc.stats()["frames"]
-        assert wait_for(lambda: svc.stats()["frames"] > frames + 3)
+        assert seen.wait_more(4)
         assert svc.status()["model"]["version"] == "2.0.0" and svc.status()["running"]
+        assert activated_version(state, "blazeface-full-range") == "1.1.0", "not before its probation is over"
+        assert kept.wait(60), svc.status()
         assert activated_version(state, "blazeface-full-range") == "2.0.0"
         doc = {**cfg.model_dump(mode="json"), "model": {"path": str(v11), "warmup_runs": 1}}
         refused(lambda: svc.replace_config(doc), "1.1.0 is older than the running 2.0.0")

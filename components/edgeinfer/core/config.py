@@ -20,6 +20,7 @@ from . import scope
 from .backends.base import BackendOptions
 from .errors import ConfigError
 from .modelpkg.trustconfig import TrustConfig
+from .probation import ProbationConfig
 from .remoteconfig import RemotePolicy
 from .rules.config import CommandAction, HookConfig, RuleConfig
 from .telemetry.config import TelemetryConfig
@@ -94,6 +95,9 @@ class EdgeInferConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
+    probation: ProbationConfig = Field(default_factory=ProbationConfig,
+                                       description="The health gate: every model switch is judged against the "
+                                       "model it replaced, and rolled back on a breach")
     hooks: dict[str, HookConfig] = Field(default_factory=dict, max_length=256, json_schema_extra=scope.local(),
                                          description="Programs rules' command actions may run, by name")
     remote: RemotePolicy = Field(default_factory=RemotePolicy, json_schema_extra=scope.local(),

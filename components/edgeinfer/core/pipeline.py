@@ -83,11 +83,13 @@ class Pipeline:
         self.latest_image: np.ndarray | None = None
 
     # -- control -----------------------------------------------------------------------------------
-    def swap_model(self, new: LoadedModel) -> LoadedModel:
-        """Frames read from now on use ``new``; the old model is closed after its last frame is through."""
+    def swap_model(self, new: LoadedModel, keep_old: bool = False) -> LoadedModel:
+        """Frames read from now on use ``new``; the old model is closed after its last frame is through, unless
+        ``keep_old`` (the caller keeps it open: the rollback target of a model on probation)."""
         with self._lock:
             old, self.model = self.model, new
-            self._retired.append(old)
+            if not keep_old:
+                self._retired.append(old)
         return old
 
     def _close_retired(self, keep: LoadedModel) -> None:

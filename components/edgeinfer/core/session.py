@@ -30,12 +30,15 @@ from . import heap
 from .annotate import annotate
 from .config import EdgeInferConfig
 from .errors import ConfigError, EdgeInferError, ModelError
+from .gate import HealthGate, Switch
 from .model import LoadedModel
 from .modelpkg.keys import KeySource
 from .modelpkg.trust import record_activated
 from .pipeline import Pipeline
+from .probation import Verdict
 from .progress import Progress, no_progress
 from .redact import redact, redact_any
+from .rollbacks import RolledBack
 from .runner import context_for
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, write_json_atomic
@@ -83,6 +86,7 @@ class _Runner(threading.Thread):
                     self.phase = "finished"
                     log.info("source %s ended", self.parts.source.uri)
                     break
+                self.session._gate.pipeline_failed()  # during a probation it counts against the new model
                 restartable = self.parts.source.live or self.parts.config.source.loop
                 if not restartable:
                     self.phase, self.reason = "error", error
@@ -140,6 +144,8 @@ class RunSession:
         self._runner: _Runner | None = None
         self._swapping = threading.Event()
         self._listeners: list[Callable[[EdgeInferConfig], None]] = []
+        self._probation_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._gate = HealthGate(self._on_verdict)
         self.last_error: str | None = None
         self.last_summary: dict[str, Any] | None = None
         self.first_result_at: float | None = None
@@ -163,6 +169,7 @@ class RunSession:
     def _start(self) -> None:
         try:
             staged = stage(self.config, None, self._injected, self._progress, key_source=self._keys)
+            self._refuse_rolled_back(staged)
         except EdgeInferError as exc:
             self.last_error = self._start_error = str(exc)
             raise
@@ -241,6 +248,7 @@ class RunSession:
             self._swapping.set()
             try:
                 staged = stage(new, current, self._injected, self._progress, key_source=self._keys)
+                self._refuse_rolled_back(staged)
             except EdgeInferError as exc:
                 self.last_error = str(exc)
                 raise
@@ -265,10 +273,19 @@ class RunSession:
         old, new = current.config, staged.config
         runner = self._runner
         live = runner is not None and runner.is_alive() and runner.pipeline is not None and runner.phase == "running"
+        prior = self._gate.switch
+        on_probation = staged.model is not None and new.probation.enabled and (
+            prior is not None or staged.model.package.model_sha256 != current.model.package.model_sha256)
+        keep_old = on_probation and prior is None  # the gate keeps the proven model open as the rollback target
+        if staged.model is not None and prior is not None and not on_probation:  # probation switched off mid-way
+            self._gate.kept(prior)
+            prior.previous.close()
         if not pipeline_differs(old, new) and live:
             assert runner is not None and runner.pipeline is not None
             if staged.model is not None:  # hot swap between frames; the pipeline closes the old model
-                runner.pipeline.swap_model(staged.model)
+                if on_probation:
+                    self._gate.begin(new.probation, current.model, old.model, staged.model, new, hot=True)
+                runner.pipeline.swap_model(staged.model, keep_old=keep_old)
                 current.model, current.timings = staged.model, staged.timings
             self._set_threshold(current.model, new.model.score_threshold)
             current.config = new
@@ -293,7 +310,9 @@ class RunSession:
                 raise
         if staged.source is not None:
             current.source.close()
-        if staged.model is not None:
+        if staged.model is not None and on_probation:
+            self._gate.begin(new.probation, current.model, old.model, staged.model, new, hot=False)
+        if staged.model is not None and not keep_old:
             current.model.close()
         self._parts = parts
         self._start_runner(parts)
@@ -314,6 +333,7 @@ class RunSession:
             try:
                 staged = stage(new_cfg, self._parts, self._injected, self._progress, reload_model=True,
                                key_source=self._keys)
+                self._refuse_rolled_back(staged)
             except EdgeInferError as exc:
                 self.last_error = str(exc)
                 raise ModelError(f"model not changed: {exc.problem}", exc.fix) from exc
@@ -330,9 +350,12 @@ class RunSession:
         base = model.package.manifest.decoder
         model.decoder = base.with_threshold(value) if value is not None else base
 
-    @staticmethod
-    def _activated(cfg: EdgeInferConfig, model: LoadedModel | None) -> None:
-        """Replay protection: a newly activated signed package raises the floor, also across restarts."""
+    def _activated(self, cfg: EdgeInferConfig, model: LoadedModel | None) -> None:
+        """Replay protection: a newly activated signed package raises the floor, also across restarts (for a model
+        on probation: once it is kept, so that a rollback to the previous version is not a replay)."""
+        sw = self._gate.switch
+        if sw is not None and sw.candidate is model:
+            return
         if model is not None and cfg.model.path:
             record_activated(model.package, cfg.trust, cfg.resolved_state_dir())
 
@@ -340,6 +363,75 @@ class RunSession:
     def _log_model(model: LoadedModel) -> None:
         m = model.package.manifest
         log.info("model %s %s active (%s)", m.name, m.version, model.backend.info.summary())
+
+    # -- health gate (probation.py, gate.py) -------------------------------------------------------
+    def add_probation_listener(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
+        """``fn("kept", {"version"})`` or ``fn("rolled_back", rollback)`` once the health gate settled a model
+        switch (an adapter restores its last good state after a rollback)."""
+        self._probation_listeners.append(fn)
+
+    def _refuse_rolled_back(self, staged: Staged) -> None:
+        """A model this device rolled back is not activated again (a new version is judged afresh)."""
+        if staged.model is None:
+            return
+        pkg = staged.model.package
+        store = RolledBack(staged.config.resolved_state_dir())
+        entry = store.find(pkg.model_sha256)
+        if entry is not None:
+            staged.discard()
+            raise ModelError(f"model {pkg.manifest.name} {pkg.manifest.version} was rolled back on this device at "
+                             f"{entry.get('at')}: {entry.get('reason')}",
+                             f"deploy another version (to try this one again, remove it from {store.path})")
+
+    def _on_verdict(self, sw: Switch, verdict: Verdict) -> None:
+        """From the sink or runner thread: settle on a thread of its own (a rollback takes the session lock)."""
+        threading.Thread(target=self._settle, args=(sw, verdict), name="edgeinfer-probation", daemon=True).start()
+
+    def _settle(self, sw: Switch, verdict: Verdict) -> None:
+        with self._lock:
+            parts = self._parts
+            if parts is None or self._gate.switch is not sw:
+                return  # stopped, or superseded by another switch meanwhile
+            if verdict.passed:
+                self._gate.kept(sw)
+                sw.previous.close()  # its last frame went through before the candidate's first
+                self._activated(sw.candidate_cfg, sw.candidate)
+                log.info("model %s kept after probation (%s)", sw.probation.candidate_version, verdict.reason)
+            else:
+                self._roll_back(parts, sw, verdict)
+            self._state_changed(parts)
+        outcome, detail = (("kept", {"version": sw.probation.candidate_version}) if verdict.passed
+                           else ("rolled_back", dict(self._gate.rollback or {})))
+        for fn in self._probation_listeners:
+            try:
+                fn(outcome, detail)
+            except Exception:
+                log.exception("a probation listener failed")
+
+    def _roll_back(self, parts: Parts, sw: Switch, verdict: Verdict) -> None:
+        """Back to the proven model, kept loaded for this: a hot swap when the pipeline runs, a restart when not."""
+        record = self._gate.rolled_back(sw, verdict.reason)
+        runner = self._runner
+        live = runner is not None and runner.is_alive() and runner.pipeline is not None and runner.phase == "running"
+        if live and parts.model is sw.candidate:
+            assert runner is not None and runner.pipeline is not None
+            runner.pipeline.swap_model(sw.previous)  # the pipeline closes the candidate after its last frame
+        else:
+            live = False
+            self._retire_runner()
+            sw.candidate.close()
+        cfg = self.config.model_copy(update={"model": sw.previous_model_cfg})
+        parts.model, parts.config, self.config = sw.previous, cfg, cfg
+        self._set_threshold(sw.previous, cfg.model.score_threshold)
+        if not live:
+            self._start_runner(parts)
+        pkg = sw.candidate.package
+        RolledBack(cfg.resolved_state_dir()).add({"sha256": pkg.model_sha256, "name": pkg.manifest.name,
+                                                  "version": pkg.manifest.version, "reason": verdict.reason,
+                                                  "at": record["at"]})
+        self.last_error = f"model {record['from']} rolled back to {record['to']}: {verdict.reason}"
+        log.error("health gate: %s (new model %s, previous %s)", self.last_error, verdict.after.to_dict(),
+                  verdict.before.to_dict())
 
     # -- pipelines ---------------------------------------------------------------------------------
     def _start_runner(self, parts: Parts) -> None:
@@ -361,7 +453,7 @@ class RunSession:
         return pipe
 
     def _sinks(self, parts: Parts) -> list[Sink]:
-        sinks = list(parts.files)
+        sinks: list[Sink] = [*parts.files, self._gate]
         if parts.telemetry is not None:
             sinks.append(parts.telemetry.sink)
         return sinks + self._extra_sinks
@@ -396,6 +488,7 @@ class RunSession:
     def _model_changed(self, parts: Parts, model: LoadedModel) -> None:
         """The first frame of a swapped-in model is about to reach the sinks: telemetry follows it exactly."""
         heap.refreeze()  # the old model is closed: let the collector see it once, in case it sits in a cycle
+        self._gate.model_changed(model)
         if parts.telemetry is not None:
             parts.telemetry.sink.start(context_for(parts.config, model))
             parts.telemetry.emit_health()
@@ -417,7 +510,8 @@ class RunSession:
 
     def _run_state(self) -> dict[str, Any]:
         state, reason = self.state()
-        return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()]}
+        return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()],
+                **redact_any(self._gate.state())}
 
     def report_health(self) -> None:
         """A health event now (an adapter's state changed: a configuration refused, a nucleus gap found)."""
@@ -556,7 +650,7 @@ class RunSession:
         state, reason = self.state()
         out = {"state": state, "reason": reason, "model": model, "backend": m.backend.info.to_dict() if m else None,
                "running": state in ("running", "waiting"), "degraded": self.degraded(),
-               "last_error": self.last_error, "config_version": self.config_version}
+               "last_error": self.last_error, "config_version": self.config_version, **self._gate.state()}
         if self._host_state is not None:
             out["nucleus"] = self._host_state()
         return redact_any(out)

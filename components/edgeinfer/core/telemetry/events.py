@@ -189,6 +189,31 @@ class NucleusState(_Model):
     config_refused_at: dt.datetime | None = Field(default=None, description="UTC time of that refusal")
 
 
+class Probation(BaseModel):
+    """A model on probation (core/probation.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_version: str
+    previous_version: str = Field(description="The model it is judged against, kept loaded to roll back to")
+    since: str = Field(description="UTC time of the switch (ISO 8601)")
+    results: int = Field(description="The new model's results so far")
+    needs: int = Field(description="Results needed before a verdict")
+    window_s: float
+    failures: int = Field(description="Pipeline failures since the switch")
+
+
+class Rollback(BaseModel):
+    """A model the health gate rolled back: the device runs ``to`` again."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)  # "from": a keyword
+
+    from_: str = Field(alias="from", description="The version rolled back")
+    to: str = Field(description="The version running again")
+    reason: str = Field(description="The bound it breached, with the figures")
+    at: str = Field(description="UTC time of the rollback (ISO 8601)")
+
+
 class RunState(BaseModel):
     """The run session's state, as status() and the IoT Edge reported properties say it."""
 
@@ -198,6 +223,10 @@ class RunState(BaseModel):
     reason: str | None = Field(default=None, description="Why it is not running: the source it waits for, the "
                                "error it restarts from")
     degraded: list[str] = Field(default_factory=list, description="What does not work while inference goes on")
+    probation: Probation | None = Field(default=None, description="The model on probation after a switch, until "
+                                        "the health gate keeps or rolls it back")
+    rollback: Rollback | None = Field(default=None, description="The latest rollback by the health gate since the "
+                                      "process started")
 
 
 class HealthEvent(EventBase):
