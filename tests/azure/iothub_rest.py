@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.azure import twin_query
 from tests.telemetry.pki import Pki
 
 API_VERSION = "2021-04-12"
@@ -46,8 +47,10 @@ class FakeIotHubRest:
     devices: set[str] = field(default_factory=set)
     configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
     module_twins: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    device_twins: dict[str, dict[str, Any]] = field(default_factory=dict)  # tags (e.g. tags.ring) per device
     calls: list[Call] = field(default_factory=list)
     port: int = 0
+    clock: Any = time.time  # seconds since the epoch; a test may set its own (configuration times)
     _server: socketserver.TCPServer | None = None
 
     @property
@@ -69,35 +72,57 @@ class FakeIotHubRest:
         expected = base64.b64encode(hmac.new(base64.b64decode(self.key), message, hashlib.sha256).digest()).decode()
         return hmac.compare_digest(urllib.parse.unquote(fields.get("sig", "")), expected)
 
-    def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def _twins(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        devices = [{"deviceId": d, "tags": {}, **self.device_twins.get(d, {})} for d in sorted(self.devices)]
+        return devices, [{**t, "deviceId": d, "moduleId": m} for (d, m), t in self.module_twins.items()]
+
+    def _with_metrics(self, cid: str) -> dict[str, Any]:
+        """The configuration as IoT Hub answers it: system metrics and each custom metric query counted now."""
+        c = self.configurations[cid]
+        devices, modules = self._twins()
+        targeted = [d for d in devices if c.get("targetCondition") and twin_query.matches(d, c["targetCondition"])]
+        applied = twin_query.run(f"SELECT deviceId FROM devices.modules WHERE moduleId = '$edgeAgent' AND "
+                                 f"configurations.[[{cid}]].status = 'Applied'", devices, modules)
+        custom = {name: len(twin_query.run(q, devices, modules))
+                  for name, q in ((c.get("metrics") or {}).get("queries") or {}).items()}
+        return {**c, "systemMetrics": {"results": {"targetedCount": len(targeted), "appliedCount": len(applied)},
+                                       "queries": {}},
+                "metrics": {**(c.get("metrics") or {}), "results": custom}}
+
+    def _route(self, method: str, path: str, body: Any, headers: Any = None) -> tuple[int, Any]:
         if m := re.fullmatch(r"/configurations/([^/]+)", path):
             cid = urllib.parse.unquote(m.group(1))
+            match = (headers or {}).get("If-Match")
+            if method == "PUT" and match is not None:  # an update: content and id are immutable
+                old = self.configurations.get(cid)
+                if old is None:
+                    return 404, {"Message": "not found"}
+                if match not in ("*", old["etag"]):
+                    return 412, {"Message": "ErrorCode:PreconditionFailed;etag mismatch"}
+                if body.get("content") not in (None, old["content"]):
+                    return 400, {"Message": "ErrorCode:ArgumentInvalid;configuration content cannot be updated"}
+                for key in ("labels", "targetCondition", "priority", "metrics"):
+                    if key in body:
+                        old[key] = body[key]
+                old["etag"] = base64.b64encode(str(int(base64.b64decode(old["etag"])) + 1).encode()).decode()
+                old["lastUpdatedTimeUtc"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(self.clock()))
+                return 200, self._with_metrics(cid)
             if method == "PUT":
                 if cid in self.configurations:
                     return 409, {"Message": f"ErrorCode:ConfigurationAlreadyExists;{cid} exists"}
-                stored = {**body, "etag": "MQ==", "systemMetrics": {"results": {"targetedCount": len(self.devices),
-                                                                               "appliedCount": 0}, "queries": {}}}
-                self.configurations[cid] = stored
-                return 201, stored
+                made = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(self.clock()))
+                self.configurations[cid] = {**body, "etag": "MQ==", "createdTimeUtc": made, "lastUpdatedTimeUtc": made}
+                return 201, self._with_metrics(cid)
             if method == "GET":
-                found = self.configurations.get(cid)
-                return (200, found) if found else (404, {"Message": "not found"})
+                return (200, self._with_metrics(cid)) if cid in self.configurations else (404, {"Message": "not found"})
         if (m := re.fullmatch(r"/devices/([^/]+)/applyConfigurationContent", path)) and method == "POST":
             return (204, None) if urllib.parse.unquote(m.group(1)) in self.devices else (404, {"Message": "no device"})
         if path == "/devices/query" and method == "POST":
-            return 200, self._query(body["query"])
+            return 200, twin_query.run(body["query"], *self._twins())
         if (m := re.fullmatch(r"/twins/([^/]+)/modules/([^/]+)", path)) and method == "GET":
             key = (urllib.parse.unquote(m.group(1)), urllib.parse.unquote(m.group(2)))
             return (200, self.module_twins[key]) if key in self.module_twins else (404, {"Message": "no module"})
         return 404, {"Message": f"no route {method} {path}"}
-
-    def _query(self, query: str) -> list[dict[str, Any]]:
-        module = re.search(r"moduleId = '([^']+)'", query)
-        applied = re.search(r"configurations\.\[\[([^\]]+)\]\]\.status = 'Applied'", query)
-        rows = [t for (_, mid), t in self.module_twins.items() if module and mid == module.group(1)]
-        if applied:
-            rows = [t for t in rows if t.get("configurations", {}).get(applied.group(1), {}).get("status") == "Applied"]
-        return rows
 
     def start(self) -> FakeIotHubRest:
         hub = self
@@ -118,7 +143,13 @@ class FakeIotHubRest:
                 elif query.get("api-version") != [API_VERSION]:
                     status, answer = 400, {"Message": f"unsupported api-version {query.get('api-version')}"}
                 else:
-                    status, answer = hub._route(self.command, url.path, body)
+                    status, answer = hub._route(self.command, url.path, body, self.headers)
+                continuation = ""
+                if url.path == "/devices/query" and status == 200:  # pages: x-ms-max-item-count, x-ms-continuation
+                    start = int(self.headers.get("x-ms-continuation") or 0)
+                    size = int(self.headers.get("x-ms-max-item-count") or 100)
+                    continuation = str(start + size) if start + size < len(answer) else ""
+                    answer = answer[start:start + size]
                 hub.calls.append(Call(self.command, url.path, query, body, status))
                 data = json.dumps(answer).encode() if answer is not None else b""
                 self.send_response(status)
@@ -126,7 +157,7 @@ class FakeIotHubRest:
                     self.send_header("Content-Type", "application/json; charset=utf-8")
                 if url.path == "/devices/query":
                     self.send_header("x-ms-item-type", "Twin")
-                    self.send_header("x-ms-continuation", "")
+                    self.send_header("x-ms-continuation", continuation)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

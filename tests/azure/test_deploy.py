@@ -125,6 +125,7 @@ def _module(status: str, error: str | None = None) -> dict[str, Any]:
 
 def test_status_per_device(iothub: FakeIotHubRest, manifest: dict[str, Any]) -> None:
     dep = deploy(connect(), manifest, Target(target_condition="tags.site='lab'"))["id"]
+    iothub.device_twins.update({d: {"tags": {"site": "lab"}} for d in ("cam-01", "cam-02")})  # IoT Hub targets by tag
     iothub.module_twins.update({
         ("cam-01", "$edgeAgent"): {**_agent(dep, 4, 200, 4), "deviceId": "cam-01"},
         ("cam-01", "edgeinfer"): {**_module("applied"), "deviceId": "cam-01"},

@@ -62,6 +62,8 @@ class ConfigurationManager(Protocol):
 
     def apply_configuration_on_edge_device(self, device_id: str, configuration_content: Any) -> Any: ...
 
+    def update_configuration(self, configuration: Any, etag: str) -> Any: ...
+
 
 class RegistryManager(Protocol):
     def query_iot_hub(self, query_specification: Any, continuation_token: Any = None,
