@@ -170,3 +170,29 @@ def test_status_of_a_10000_device_fleet_is_one_call_per_ring(iothub, driver, clo
     assert len(iothub.calls) - before == len(plan.rings) == st.calls
     assert [(v.progress.targeted, v.progress.succeeded, v.progress.rolled_back) for v in st.rings] == [
         (100, 100, 0), (9900, 9890, 10)]
+
+
+def test_cli_rollout(iothub, clock, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgeinfer.cli.azure import azure_app
+    from edgeinfer.cloud.azure.manifest import write_manifest
+
+    tag(iothub, rings(3, 2))
+    plan_file, manifest = tmp_path / "plan.yaml", tmp_path / "manifest.json"
+    plan_file.write_text(make_plan().model_dump_json())
+    write_manifest(build_manifest(ManifestOptions(model=MODEL)), manifest)
+    runner = CliRunner()
+    res = runner.invoke(azure_app, ["rollout", "start", str(plan_file), "--manifest", str(manifest), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["rings"][0]["targeted"] == 3
+    for i in range(3):
+        outcome(iothub, f"cam-c{i}", "edgeinfer-faces-v3-canary", "rejected" if i == 0 else "ok", clock())
+    res = runner.invoke(azure_app, ["rollout", "status", str(plan_file), "--devices", "canary"])
+    assert res.exit_code == 0 and "failing" in res.output and "cam-c0" in res.output, res.output
+    res = runner.invoke(azure_app, ["rollout", "advance", str(plan_file), "--manifest", str(manifest)])
+    assert res.exit_code == 1 and "aborted ring canary" in res.output
+    res = runner.invoke(azure_app, ["rollout", "advance", str(plan_file)])
+    assert res.exit_code != 0 and "--manifest is needed" in str(res.exception)

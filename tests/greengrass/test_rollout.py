@@ -4,6 +4,7 @@ simulated device outcomes: the plan stops at the canary when its criteria trip a
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import boto3
 import pytest
@@ -176,3 +177,33 @@ def test_status_of_a_10000_device_fleet_costs_a_constant_per_ring(aws, published
     per_ring = counter.total / len(plan.rings)
     assert per_ring <= 8, counter.detail()
     assert counter.total == st.calls, (counter.detail(), st.calls)
+
+
+def test_cli_start_status_and_abort(fleet, published, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from edgeinfer.cli.aws import build_aws_app
+
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(make_plan(published).model_dump_json())
+    app = build_aws_app(lambda region, profile: fleet)
+    runner, ns = CliRunner(), ["--metrics-namespace", NAMESPACE]
+    res = runner.invoke(app, ["rollout", "start", str(plan_file), *ns, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["actions"][0].startswith("deployed ring canary") and out["rings"][0]["state"] == "deploying"
+    dep_id = next(d for d, x in fleet.greengrass.deployments.items() if x["deploymentName"].endswith("-canary"))
+    report_all(fleet, dep_id, {"cam-c0": "SUCCEEDED", "cam-c1": "FAILED", "cam-c2": "rolled_back",
+                               "cam-c3": "SUCCEEDED"}, engine.utcnow)
+    res = runner.invoke(app, ["rollout", "status", str(plan_file), *ns, "--devices", "canary"])
+    assert res.exit_code == 0 and "failing" in res.output and "cam-c1" in res.output, res.output
+    assert "component failed to start" in res.output
+    assert not any(x.get("tags", {}).get(ABORTED_TAG) for x in fleet.greengrass.deployments.values()), \
+        "status changes nothing"
+    res = runner.invoke(app, ["rollout", "advance", str(plan_file), *ns])
+    assert res.exit_code == 1 and "aborted ring canary" in res.output, res.output
+    res = runner.invoke(app, ["rollout", "status", str(plan_file), "--json", *ns])
+    assert '"outcome": "aborted"' in res.output
+    plan_file.write_text("name: Bad Name\nrings: []\n")
+    res = runner.invoke(app, ["rollout", "status", str(plan_file)])
+    assert res.exit_code != 0 and "invalid rollout plan" in str(res.exception)

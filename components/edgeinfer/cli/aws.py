@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -22,6 +22,7 @@ from ..core.plugins import install_hint
 from .common import console, setup_logging, status_progress
 
 ClientsFactory = Callable[[str | None, str | None], AwsClients]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 def boto3_clients(region: str | None, profile: str | None) -> AwsClients:
@@ -212,7 +213,64 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
             t.add_row(r.device, r.health, r.platform, r.model or "-", r.inference or "-", r.deployment or "-")
         console.print(t)
 
+    app.add_typer(_rollout_app(clients), name="rollout", help="Staged rollouts: rings of thing groups, soak, "
+                  "health criteria, abort (docs/rollouts.md).")
     return app
+
+
+PlanArg = Annotated[Path, typer.Argument(help="Rollout plan (YAML/JSON, docs/rollouts.md)")]
+NamespaceOpt = Annotated[str, typer.Option(help="CloudWatch namespace of the devices' rollback metric (the CDK "
+                                           "stack's edgeinfer/<fleet>)")]
+WatchOpt = Annotated[float, typer.Option(help="Keep advancing for this many seconds (0: one step)")]
+PollOpt = Annotated[float, typer.Option(help="Seconds between steps with --watch")]
+
+
+def _rollout_app(clients: Callable[[typer.Context], AwsClients]) -> typer.Typer:
+    rollout = typer.Typer(no_args_is_help=True)
+
+    def driver(ctx: typer.Context, namespace: str) -> Any:
+        from ..cloud.aws.rollbacks import CloudWatchRollbacks
+        from ..cloud.aws.rollout import GreengrassRollout
+
+        c = clients(ctx)
+        return GreengrassRollout(c, CloudWatchRollbacks(c.cloudwatch, namespace))
+
+    @rollout.command("start")
+    def start(ctx: typer.Context, plan: PlanArg, metrics_namespace: NamespaceOpt = "edgeinfer/edgeinfer",
+              watch: WatchOpt = 0, poll: PollOpt = 60, as_json: JsonOpt = False) -> None:
+        """Deploy the plan's first ring (nothing when it is deployed already) and show every ring."""
+        from ..cloud.rollout.plan import load_plan
+        from .rollout_view import step
+
+        step(driver(ctx, metrics_namespace), load_plan(plan), True, watch, poll, as_json)
+
+    @rollout.command("advance")
+    def advance(ctx: typer.Context, plan: PlanArg, metrics_namespace: NamespaceOpt = "edgeinfer/edgeinfer",
+                watch: WatchOpt = 0, poll: PollOpt = 60, as_json: JsonOpt = False) -> None:
+        """Abort a failing ring, or deploy the next ring after a soaked, healthy one (schedule it, or --watch)."""
+        from ..cloud.rollout.plan import load_plan
+        from .rollout_view import step
+
+        step(driver(ctx, metrics_namespace), load_plan(plan), False, watch, poll, as_json)
+
+    @rollout.command("status")
+    def status(ctx: typer.Context, plan: PlanArg, metrics_namespace: NamespaceOpt = "edgeinfer/edgeinfer",
+               devices: Annotated[str | None, typer.Option(help="Also list this ring's devices (one page)")] = None,
+               page_token: Annotated[str | None, typer.Option(help="Next page of --devices")] = None,
+               as_json: JsonOpt = False) -> None:
+        """Every ring: targeted, succeeded, failed, rolled back, in progress, and why (changes nothing)."""
+        from ..cloud.aws.rollout import device_page
+        from ..cloud.rollout import engine
+        from ..cloud.rollout.plan import load_plan
+        from .rollout_view import device_table, show
+
+        p = load_plan(plan)
+        show(engine.status(driver(ctx, metrics_namespace), p), as_json)
+        if devices:
+            rows, token = device_page(clients(ctx), p, p.ring(devices), page_token)
+            device_table([(r.device, r.status, r.reason) for r in rows], ("device", "job execution", "reason"), token)
+
+    return rollout
 
 
 aws_app = build_aws_app()

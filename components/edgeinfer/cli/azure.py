@@ -190,3 +190,70 @@ def status(
     console.print(table)
     if any(d.state == "failed" for d in devices):
         raise typer.Exit(1)
+
+
+rollout_app = typer.Typer(no_args_is_help=True)
+azure_app.add_typer(rollout_app, name="rollout", help="Staged rollouts: rings by tags.ring as layered "
+                    "deployments, soak, health criteria, abort (docs/rollouts.md).")
+PlanArg = Annotated[Path, typer.Argument(help="Rollout plan (YAML/JSON, docs/rollouts.md)")]
+ManifestOpt = Annotated[Path | None, typer.Option(help="Deployment manifest whose edgeinfer module each ring's "
+                                                  "layer carries (needed to deploy a ring)")]
+WatchOpt = Annotated[float, typer.Option(help="Keep advancing for this many seconds (0: one step)")]
+PollOpt = Annotated[float, typer.Option(help="Seconds between steps with --watch")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _driver(manifest_path: Path | None, connection_string_env: str) -> Any:
+    from ..cloud.azure.deploy import connect
+    from ..cloud.azure.rollout import IotHubRollout
+    from ..cloud.azure.validate import load_manifest
+
+    return IotHubRollout(connect(connection_string_env), load_manifest(manifest_path) if manifest_path else {
+        "modulesContent": {}})
+
+
+def _step(plan: Path, manifest_path: Path | None, start: bool, watch: float, poll: float, as_json: bool,
+          connection_string_env: str) -> None:
+    from ..cloud.rollout.plan import load_plan
+    from .rollout_view import step
+
+    setup_logging("WARNING")
+    if manifest_path is None:
+        raise ManifestError("--manifest is needed to deploy a ring", "pass the manifest built with "
+                            "`edgeinfer azure manifest --model-version <the plan's model_version>`")
+    step(_driver(manifest_path, connection_string_env), load_plan(plan), start, watch, poll, as_json)
+
+
+@rollout_app.command("start")
+def rollout_start(plan: PlanArg, manifest: ManifestOpt = None, watch: WatchOpt = 0, poll: PollOpt = 60,
+                  as_json: JsonOpt = False, connection_string_env: ConnOpt = "IOTHUB_CONNECTION_STRING") -> None:
+    """Create the first ring's layered deployment (nothing when it exists) and show every ring."""
+    _step(plan, manifest, True, watch, poll, as_json, connection_string_env)
+
+
+@rollout_app.command("advance")
+def rollout_advance(plan: PlanArg, manifest: ManifestOpt = None, watch: WatchOpt = 0, poll: PollOpt = 60,
+                    as_json: JsonOpt = False, connection_string_env: ConnOpt = "IOTHUB_CONNECTION_STRING") -> None:
+    """Withdraw a failing ring, or create the next ring's layer after a soaked, healthy one."""
+    _step(plan, manifest, False, watch, poll, as_json, connection_string_env)
+
+
+@rollout_app.command("status")
+def rollout_status(plan: PlanArg, devices: Annotated[str | None, typer.Option(help="Also list this ring's devices "
+                                                                             "(one page)")] = None,
+                   page_token: Annotated[str | None, typer.Option(help="Next page of --devices")] = None,
+                   as_json: JsonOpt = False, connection_string_env: ConnOpt = "IOTHUB_CONNECTION_STRING") -> None:
+    """Every ring: targeted, succeeded, failed, rolled back, in progress, and why (changes nothing)."""
+    from ..cloud.azure.rollout import device_page
+    from ..cloud.rollout import engine
+    from ..cloud.rollout.plan import load_plan
+    from .rollout_view import device_table, show
+
+    setup_logging("WARNING")
+    p = load_plan(plan)
+    driver = _driver(None, connection_string_env)
+    show(engine.status(driver, p), as_json)
+    if devices:
+        rows, token = device_page(driver.clients, p, p.ring(devices), page_token)
+        device_table([(r.device, r.model, r.config_status, r.rollback.reason if r.rollback else None) for r in rows],
+                     ("device", "model", "config", "rolled back because"), token)
