@@ -150,9 +150,25 @@ class ModuleRuntime:
         except Exception as exc:
             log.error("could not answer direct method %s: %s", request.name, exc)
 
+    def _on_probation(self, outcome: str, detail: dict[str, Any]) -> None:
+        if outcome == "rolled_back":
+            self._work.put(("rolled_back", detail))
+
+    def _rolled_back(self, rollback: dict[str, Any]) -> None:
+        """The health gate put the previous model back: the twin hears that the desired model does not run,
+        and a restart starts from the configuration before it."""
+        cfg = self.state.config
+        self.state.config = ConfigState(cfg.desired_version, cfg.applied_version, "rolled_back",
+                                        f"model {rollback.get('from')} rolled back to {rollback.get('to')}: "
+                                        f"{rollback.get('reason')}")
+        if self.state.delivery is not None:
+            self.state.delivery = DeliveryState("rolled_back", self.state.delivery.ref, rollback.get("reason"))
+        self._last_good.restore_previous()
+        self.report()
+
     # -- control thread ----------------------------------------------------------------------------
     def _control(self) -> None:
-        shown: tuple[str, str | None, tuple[str, ...]] | None = None
+        shown: tuple[str, str | None, tuple[str, ...], str] | None = None
         while True:
             try:
                 item = self._work.get(timeout=1.0)
@@ -166,7 +182,9 @@ class ModuleRuntime:
                 break
             kind, body = item
             try:
-                if kind == "patch" and self._desired is not None and self._desired.follows(body):
+                if kind == "rolled_back":
+                    self._rolled_back(body)
+                elif kind == "patch" and self._desired is not None and self._desired.follows(body):
                     self._apply(self._desired.patched(body))
                 elif kind == "full":
                     self._apply_full(body)
@@ -176,12 +194,14 @@ class ModuleRuntime:
                 log.exception("applying desired properties failed")
             shown = self._run_state()
 
-    def _run_state(self) -> tuple[str, str | None, tuple[str, ...]]:
+    def _run_state(self) -> tuple[str, str | None, tuple[str, ...], str]:
+        """What, when it changes by itself, is re-reported: the run's state, what is degraded, a probation."""
         s = self._service
         if s is None:
-            return (self.state.state, self.state.error, ())
+            return (self.state.state, self.state.error, (), "")
         state, reason = s.state()
-        return (state, reason, tuple(s.degraded()))
+        probation = s.status().get("probation") or {}
+        return (state, reason, tuple(s.degraded()), str(probation.get("model_version")))
 
     def _apply_full(self, desired: dict[str, Any], startup: bool = False) -> None:
         new = Desired.from_twin(desired)
@@ -207,6 +227,7 @@ class ModuleRuntime:
             config, active = self._resolve(desired)
             if self._service is None:
                 service = self._factory(config, self._transport)
+                service.add_probation_listener(self._on_probation)
                 service.start()
                 self._service = service
             else:

@@ -134,6 +134,8 @@ def reported_properties(state: ModuleState, status: dict[str, Any] | None, thres
         "running": bool(status.get("running")),
         "last_error": clip(state.error or status.get("last_error")),
         "methods": ",".join(methods) if methods else None,
+        "probation": status.get("probation"),
+        "rollback": status.get("rollback"),
     }
     size = json_size(doc)
     if size > TWIN_PROPERTIES_MAX_BYTES:  # cannot happen with clipped strings; guard the contract anyway
@@ -148,6 +150,7 @@ class LastGood:
     still runs what ran before."""
 
     path: Path
+    previous: Desired | None = None  # what it held before the last save: restored when the health gate rolls back
 
     def load(self) -> Desired | None:
         try:
@@ -156,8 +159,14 @@ class LastGood:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def save(self, desired: Desired) -> None:
+    def restore_previous(self) -> None:
+        if self.previous is not None:
+            self.save(self.previous, keep_previous=False)
+
+    def save(self, desired: Desired, keep_previous: bool = True) -> None:
         """Written 0600 in a 0700 folder: the desired document may name hosts, files and model URIs."""
+        if keep_previous:
+            self.previous = self.load()
         private_dir(self.path.parent)
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -399,7 +399,7 @@ class RunSession:
                 log.info("model %s kept after probation (%s)", sw.probation.candidate_version, verdict.reason)
             else:
                 self._roll_back(parts, sw, verdict)
-            self._state_changed(parts)
+            self._state_changed(parts, "probation_passed" if verdict.passed else "rollback")
         outcome, detail = (("kept", {"version": sw.probation.candidate_version}) if verdict.passed
                            else ("rolled_back", dict(self._gate.rollback or {})))
         for fn in self._probation_listeners:
@@ -519,11 +519,11 @@ class RunSession:
         if parts is not None:
             self._state_changed(parts)
 
-    def _state_changed(self, parts: Parts) -> None:
+    def _state_changed(self, parts: Parts, cause: str | None = None) -> None:
         """A health event now: the cloud hears of a failure or a recovery without waiting for the next one."""
         if parts.telemetry is not None:
             try:
-                parts.telemetry.emit_health()
+                parts.telemetry.emit_health(cause)
             except Exception:  # telemetry trouble must never reach the supervisor
                 log.exception("could not send a health event")
 

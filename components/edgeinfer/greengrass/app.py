@@ -116,9 +116,16 @@ class ComponentApp:
         service = self._factory(cfg, transport=transport, extra_sinks=[LocalResultsSink(self.ipc)],
                                 key_source=SecretKeys(self.ipc),  # trust.decryption.greengrass_secret
                                 host_state=self.nucleus.state)  # nucleus.missing in every health event
+        service.add_probation_listener(self._on_probation)
         service.start()
         self.service = service
         self.config.running = lambda: service.config
+
+    def _on_probation(self, outcome: str, detail: dict[str, Any]) -> None:
+        """After the health gate rolled a model back, a restart starts from the configuration before it (the
+        deployed one names the model it refuses now); the health event and ``status`` say why."""
+        if outcome == "rolled_back":
+            self.config.last_good.restore_previous()
 
     def wait(self, stop: threading.Event, poll_s: float = 1.0) -> int:
         """Block until ``stop`` is set (SIGTERM) or the run ends by itself; the process exit code.

@@ -178,6 +178,11 @@ class LastGoodConfig:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.previous: dict[str, Any] | None = None  # before the last save: restored when the health gate rolls back
+
+    def restore_previous(self) -> None:
+        if self.previous is not None:
+            self.save(self.previous, keep_previous=False)
 
     def load(self) -> dict[str, Any] | None:
         try:
@@ -186,7 +191,9 @@ class LastGoodConfig:
             return None
         return data if isinstance(data, dict) else None
 
-    def save(self, raw: dict[str, Any]) -> None:
+    def save(self, raw: dict[str, Any], keep_previous: bool = True) -> None:
+        if keep_previous:
+            self.previous = self.load()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = self.path.with_name(self.path.name + ".tmp")

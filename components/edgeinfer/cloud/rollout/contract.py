@@ -5,8 +5,9 @@ A device whose health gate undoes a model switch reports::
     "rollback": {"from": "<version rolled back>", "to": "<version running now>", "reason": "...",
                  "at": "<ISO 8601 UTC>"}
 
-in its health telemetry events (Greengrass: the health event JSON; the CDK stack's topic rule turns each into
-the CloudWatch metric below) and under ``rollback`` in the IoT Edge module's reported properties.
+in its health telemetry events under ``run.rollback`` (Greengrass: the health event JSON; the one sent at the
+rollback itself carries ``cause: "rollback"``, which the CDK stack's topic rule turns into one datapoint of the
+CloudWatch metric below) and under ``rollback`` in the IoT Edge module's reported properties.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ class Rollback(BaseModel):
     @classmethod
     def read(cls, doc: Any) -> Rollback | None:
         """The ``rollback`` object of a health event or reported properties; None when absent or malformed."""
-        raw = doc.get("rollback") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict):
+            return None
+        run = doc.get("run")
+        raw = doc.get("rollback") or (run.get("rollback") if isinstance(run, dict) else None)
         try:
             return cls.model_validate(raw) if isinstance(raw, dict) else None
         except ValidationError:

@@ -247,6 +247,10 @@ class HealthEvent(EventBase):
     invalid: int = Field(default=0, description="Events that failed validation since start")
     uptime_s: float = 0.0
     run: RunState | None = Field(default=None, description="What the run session is doing (absent outside one)")
+    cause: Literal["rollback", "probation_passed"] | None = Field(
+        default=None, description="Set only on the health event sent at that moment: the health gate rolled a "
+        "model back, or kept it after its probation. A rule counting rollbacks selects cause = 'rollback' (every "
+        "later health event still carries run.rollback)")
     nucleus: NucleusState | None = Field(default=None, description="What the Greengrass nucleus does not offer, "
                                          "and a configuration refused on arrival (absent outside Greengrass)")
 

@@ -93,7 +93,7 @@ class HealthReporter:
         """``fn() -> {"missing": [...], ...}``: what the host (the Greengrass nucleus) does not offer."""
         self._host_state = fn
 
-    def build(self) -> HealthEvent | None:
+    def build(self, cause: str | None = None) -> HealthEvent | None:
         ctx = self._emitter.ctx
         info = ctx.backend
         sample = self._probe.sample()
@@ -116,6 +116,8 @@ class HealthReporter:
             link = self._transport.status()
             fields["transport"] = {"transport": self._transport.describe(), "connected": link.connected,
                                    "error": link.error, "sent_events": snap.sent_events, "sent_bytes": snap.sent_bytes}
+        if cause is not None:
+            fields["cause"] = cause
         if self._run_state is not None:
             fields["run"] = self._run_state()
         if self._host_state is not None:
@@ -132,8 +134,8 @@ class HealthReporter:
         """A health event now, from the health thread (never the caller's): no-op before ``start``."""
         self._poke.set()
 
-    def emit(self) -> HealthEvent | None:
-        event = self.build()
+    def emit(self, cause: str | None = None) -> HealthEvent | None:
+        event = self.build(cause)
         if event is None:
             return None
         stored = self._emitter.emit(event)

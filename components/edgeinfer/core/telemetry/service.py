@@ -116,9 +116,10 @@ class TelemetryService:
         self._health.emit()
         self._health.start()
 
-    def emit_health(self) -> None:
-        """A health event now (besides the periodic ones)."""
-        self._health.emit()
+    def emit_health(self, cause: str | None = None) -> None:
+        """A health event now (besides the periodic ones); ``cause``: an event the cloud counts (see
+        HealthEvent.cause)."""
+        self._health.emit(cause)
 
     def drain(self, timeout_s: float | None = None) -> int:
         """Deliver for up to ``timeout_s`` (default ``drain_timeout_s``); return the events left."""
