@@ -25,6 +25,7 @@ from edgeinfer.core.runner import load_configured
 from edgeinfer.core.session import RunSession
 
 from .test_service import Seen
+from .variants import blind_model
 
 
 def package(src: Path, dst: Path, version: str, key: Path | None) -> Path:
@@ -80,9 +81,8 @@ def test_a_running_device_refuses_every_attack_and_takes_a_good_newer_package(
     other = generate_keypair(tmp_path / "other").private
     v11 = package(src, tmp_path / "v1.1", "1.1.0", priv)
     cfg = config(v11, pub, state, clip)
-    seen, kept = Seen(), threading.Event()
+    seen, rolled = Seen(), threading.Event()
     svc = RunSession(cfg, extra_sinks=[seen])
-    svc.add_probation_listener(lambda outcome, _: outcome == "kept" and kept.set())
     svc.start()
     try:
         assert seen.wait_more(4)
@@ -107,12 +107,21 @@ def test_a_running_device_refuses_every_attack_and_takes_a_good_newer_package(
         refused(lambda: svc.reload_model(str(bare)), "a bare model file cannot be signed")
         assert seen.wait_more(4)  # still inferring
 
-        v2 = package(src, tmp_path / "v2", "2.0.0", priv)
+        # a new model, signed, that finds nothing: on probation, rolled back; the record never names it, so
+        # the version before it is no replay afterwards
+        blind = package(blind_model(src, tmp_path / "blind-src"), tmp_path / "v1.5", "1.5.0", priv)
+        svc.add_probation_listener(lambda outcome, _: outcome == "rolled_back" and rolled.set())
+        assert seen.wait_more(20)
+        assert svc.reload_model(str(blind))["version"] == "1.5.0"
+        assert activated_version(state, "blazeface-full-range") == "1.1.0", "not before its probation is over"
+        assert rolled.wait(60), svc.status()
+        assert svc.status()["model"]["version"] == "1.1.0"
+        assert activated_version(state, "blazeface-full-range") == "1.1.0"
+
+        v2 = package(src, tmp_path / "v2", "2.0.0", priv)  # the same model bytes: nothing to judge
         assert svc.reload_model(str(v2))["version"] == "2.0.0"  # hot-swapped in
         assert seen.wait_more(4)
         assert svc.status()["model"]["version"] == "2.0.0" and svc.status()["running"]
-        assert activated_version(state, "blazeface-full-range") == "1.1.0", "not before its probation is over"
-        assert kept.wait(60), svc.status()
         assert activated_version(state, "blazeface-full-range") == "2.0.0"
         doc = {**cfg.model_dump(mode="json"), "model": {"path": str(v11), "warmup_runs": 1}}
         refused(lambda: svc.replace_config(doc), "1.1.0 is older than the running 2.0.0")

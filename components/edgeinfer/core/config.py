@@ -23,6 +23,7 @@ from .modelpkg.trustconfig import TrustConfig
 from .probation import ProbationConfig
 from .remoteconfig import RemotePolicy
 from .rules.config import CommandAction, HookConfig, RuleConfig
+from .shadow import ShadowConfig
 from .telemetry.config import TelemetryConfig
 
 
@@ -98,6 +99,8 @@ class EdgeInferConfig(_Section):
     probation: ProbationConfig = Field(default_factory=ProbationConfig,
                                        description="The health gate: every model switch is judged against the "
                                        "model it replaced, and rolled back on a breach")
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig,
+                                 description="Shadow A/B: a candidate model measured beside the active one")
     hooks: dict[str, HookConfig] = Field(default_factory=dict, max_length=256, json_schema_extra=scope.local(),
                                          description="Programs rules' command actions may run, by name")
     remote: RemotePolicy = Field(default_factory=RemotePolicy, json_schema_extra=scope.local(),

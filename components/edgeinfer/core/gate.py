@@ -110,6 +110,14 @@ class HealthGate:
         if verdict is not None:
             self._on_verdict(sw, verdict)
 
+    def abandon(self) -> Switch | None:
+        """The run stops: the switch under way, if any (its previous model is the caller's to close)."""
+        with self._lock:
+            sw, self.switch = self.switch, None
+            if sw is not None:
+                sw.decided = True
+            return sw
+
     def kept(self, sw: Switch) -> None:
         """The candidate passed: its results become the baseline."""
         with self._lock:

@@ -40,6 +40,7 @@ from .progress import Progress, no_progress
 from .redact import redact, redact_any
 from .rollbacks import RolledBack
 from .runner import context_for
+from .shadow_runner import ShadowRunner, ShadowSlot
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, write_json_atomic
 from .staging import Parts, Staged, pipeline_differs, stage, stage_telemetry, telemetry_differs
@@ -146,6 +147,8 @@ class RunSession:
         self._listeners: list[Callable[[EdgeInferConfig], None]] = []
         self._probation_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._gate = HealthGate(self._on_verdict)
+        self._shadow = ShadowSlot()
+        self.shadow_promoted: dict[str, Any] | None = None
         self.last_error: str | None = None
         self.last_summary: dict[str, Any] | None = None
         self.first_result_at: float | None = None
@@ -189,6 +192,11 @@ class RunSession:
         except BaseException:
             staged.discard()
             raise
+        try:
+            self._shadow.runner = self._build_shadow(self.config, None)
+        except BaseException:
+            parts.close()
+            raise
         self._parts, self._start_error = parts, None
         self._start_runner(parts)
         self._activated(parts.config, parts.model)
@@ -202,6 +210,9 @@ class RunSession:
             if parts is None:
                 return 0
             self._retire_runner()
+            self._set_shadow(None)
+            if (sw := self._gate.abandon()) is not None and sw.previous is not parts.model:
+                sw.previous.close()
             timeout = parts.config.telemetry.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
             left, telemetry = 0, parts.telemetry
             if self.last_summary is not None:
@@ -246,9 +257,15 @@ class RunSession:
                 return new
             old = current.config
             self._swapping.set()
+            shadow = self._shadow.runner
             try:
                 staged = stage(new, current, self._injected, self._progress, key_source=self._keys)
                 self._refuse_rolled_back(staged)
+                try:
+                    shadow = self._build_shadow(new, shadow)
+                except BaseException:
+                    staged.discard()
+                    raise
             except EdgeInferError as exc:
                 self.last_error = str(exc)
                 raise
@@ -258,7 +275,10 @@ class RunSession:
                 self._commit(current, staged)
             except BaseException:
                 staged.discard()
+                if shadow is not self._shadow.runner and shadow is not None:
+                    shadow.close()
                 raise
+            self._set_shadow(shadow)
             self._activated(new, staged.model)
             if new.log_level != old.log_level:
                 logging.getLogger("edgeinfer").setLevel(new.log_level)
@@ -433,6 +453,61 @@ class RunSession:
         log.error("health gate: %s (new model %s, previous %s)", self.last_error, verdict.after.to_dict(),
                   verdict.before.to_dict())
 
+    # -- shadow A/B (shadow.py, shadow_runner.py) ------------------------------------------------
+    def _build_shadow(self, cfg: EdgeInferConfig, current: ShadowRunner | None) -> ShadowRunner | None:
+        """The runner ``cfg.shadow`` asks for: the current one when its candidate and settings are unchanged,
+        else a new one with the candidate loaded, verified and warmed up (trust rules as for any model; one
+        inference thread). Raises when the candidate cannot load: the configuration is refused as a whole."""
+        want = cfg.shadow
+        if want.model is None:
+            return None
+        if current is not None and current.cfg == want:
+            return current
+        from .config import ModelConfig
+        from .runner import load_configured
+
+        backend = cfg.backend.model_copy(update={"threads": 1})
+        candidate_cfg = cfg.model_copy(update={"model": ModelConfig(path=want.model, warmup_runs=1,
+                                                                    score_threshold=cfg.model.score_threshold),
+                                               "backend": backend})
+        try:
+            model, _ = load_configured(candidate_cfg, key_source=self._keys)
+        except EdgeInferError as exc:
+            raise ModelError(f"shadow model not loaded: {exc.problem}", exc.fix) from exc
+        log.info("shadow model %s %s beside the active one (at most %.0f%% of the CPU)",
+                 model.package.manifest.name, model.package.manifest.version, want.max_cost * 100)
+        return ShadowRunner(want, model, on_agreement=self._shadow_agreement)
+
+    def _shadow_agreement(self, runner: ShadowRunner, frames: int, agreement: float | None) -> None:
+        """Promotion by configuration: once the candidate agrees enough, it becomes the active model through the
+        usual switch (staged, then on probation), on a thread of its own; once per runner."""
+        want = runner.cfg
+        if (want.promote_at is None or frames < want.min_frames or agreement is None or agreement < want.promote_at
+                or runner.promoting):
+            return
+        runner.promoting = True
+        log.info("shadow model %s agrees %.3f with the active one over %d frames (promote_at %.3f): promoting it",
+                 runner.version, agreement, frames, want.promote_at)
+
+        def promote() -> None:
+            try:
+                self.apply_patch({"model": {"path": want.model}, "shadow": {"model": None}})
+                self.shadow_promoted = {"version": runner.version, "agreement": round(agreement, 4),
+                                        "frames": frames}
+            except EdgeInferError as exc:
+                log.error("shadow model %s not promoted: %s", runner.version, exc)
+
+        threading.Thread(target=promote, name="edgeinfer-shadow-promote", daemon=True).start()
+
+    def _set_shadow(self, runner: ShadowRunner | None) -> None:
+        old, self._shadow.runner = self._shadow.runner, runner
+        if old is not None and old is not runner:
+            old.close()
+
+    def _shadow_window(self) -> dict[str, Any]:
+        runner = self._shadow.runner
+        return {"shadow": runner.state(window=True)} if runner is not None else {}
+
     # -- pipelines ---------------------------------------------------------------------------------
     def _start_runner(self, parts: Parts) -> None:
         self._runner = _Runner(self, parts, self._backoff)
@@ -445,7 +520,7 @@ class RunSession:
 
     def _new_pipeline(self, parts: Parts) -> Pipeline:
         sinks = self._sinks(parts)
-        keep = any(isinstance(s, AnnotatedFramesSink) for s in sinks)
+        keep = any(isinstance(s, AnnotatedFramesSink) for s in sinks) or parts.config.shadow.model is not None
         pipe = Pipeline(parts.model, parts.source, sinks, parts.config.pipeline, parts.config.max_frames,
                         keep_images=keep, on_model_change=lambda m: self._model_changed(parts, m), owns_source=False)
         if parts.telemetry is not None:
@@ -453,7 +528,7 @@ class RunSession:
         return pipe
 
     def _sinks(self, parts: Parts) -> list[Sink]:
-        sinks: list[Sink] = [*parts.files, self._gate]
+        sinks: list[Sink] = [*parts.files, self._gate, self._shadow]
         if parts.telemetry is not None:
             sinks.append(parts.telemetry.sink)
         return sinks + self._extra_sinks
@@ -504,14 +579,16 @@ class RunSession:
         service = TelemetryService.from_config(parts.config, context_for(parts.config, parts.model),
                                                transport=transport)
         service.set_run_state_provider(self._run_state)  # every health event says what the run is doing
+        service.sink.summary_extra = self._shadow_window  # every summary window, the shadow's agreement in it
         service.set_host_state_provider(self._host_state)
         service.start()
         return service
 
     def _run_state(self) -> dict[str, Any]:
         state, reason = self.state()
+        runner = self._shadow.runner
         return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()],
-                **redact_any(self._gate.state())}
+                **redact_any(self._gate.state()), "shadow": runner.state() if runner is not None else None}
 
     def report_health(self) -> None:
         """A health event now (an adapter's state changed: a configuration refused, a nucleus gap found)."""
@@ -650,7 +727,9 @@ class RunSession:
         state, reason = self.state()
         out = {"state": state, "reason": reason, "model": model, "backend": m.backend.info.to_dict() if m else None,
                "running": state in ("running", "waiting"), "degraded": self.degraded(),
-               "last_error": self.last_error, "config_version": self.config_version, **self._gate.state()}
+               "last_error": self.last_error, "config_version": self.config_version, **self._gate.state(),
+               "shadow": self._shadow.runner.state() if self._shadow.runner is not None else None,
+               "shadow_promoted": self.shadow_promoted}
         if self._host_state is not None:
             out["nucleus"] = self._host_state()
         return redact_any(out)

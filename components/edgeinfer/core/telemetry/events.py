@@ -97,6 +97,29 @@ class Percentiles(_Model):
     p99: float
 
 
+class ShadowLabel(_Model):
+    active: int = Field(description="The active model's detections")
+    candidate: int = Field(description="The candidate's detections")
+    matched: int = Field(description="Pairs of the same label with IoU >= shadow.iou")
+    precision: float | None = Field(default=None, description="matched / candidate")
+    recall: float | None = Field(default=None, description="matched / active")
+    score_delta: float | None = Field(default=None, description="Mean candidate - active score over matched pairs")
+
+
+class ShadowState(_Model):
+    """A shadow candidate against the active model (core/shadow.py)."""
+
+    model_version: str
+    frames: int = Field(description="Frames both models ran on")
+    agreement: float | None = Field(default=None, description="F1 of the candidate against the active model "
+                                    "(classification: share of equal top classes); 1.0 = the same results")
+    labels: dict[str, ShadowLabel] = Field(default_factory=dict)
+    candidate_infer_ms_p50: float | None = None
+    offered: int = Field(default=0, description="Frames offered to the candidate")
+    skipped: int = Field(default=0, description="Offered frames it skipped (busy, or resting within its CPU budget)")
+    error: str | None = Field(default=None, description="Why the candidate stopped, if it did")
+
+
 class SummaryEvent(EventBase):
     type: Literal["summary"] = "summary"
     start: float = Field(description="Window start, frame time (seconds since the epoch)")
@@ -109,6 +132,8 @@ class SummaryEvent(EventBase):
     latency_ms: dict[str, Percentiles] = Field(default_factory=dict, description="Per pipeline stage")
     results_bytes: int = Field(default=0, ge=0, description="Bytes per-frame result events would have cost")
     raw_bytes: int = Field(default=0, ge=0, description="Bytes of the raw frames (W*H*3)")
+    shadow: ShadowState | None = Field(default=None, description="The shadow candidate against the active model, "
+                                       "over this window (absent without a shadow)")
 
     priority: ClassVar[int] = PRIORITY["summary"]
 
@@ -227,6 +252,7 @@ class RunState(BaseModel):
                                         "the health gate keeps or rolls it back")
     rollback: Rollback | None = Field(default=None, description="The latest rollback by the health gate since the "
                                       "process started")
+    shadow: ShadowState | None = Field(default=None, description="The shadow candidate since it started")
 
 
 class HealthEvent(EventBase):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..rules.actions import ActionRunner
@@ -60,6 +61,7 @@ class TelemetrySink:
         self._health = health
         self._stats = stats
         self._window = WindowAggregator(cfg.window_s)
+        self.summary_extra: Callable[[], dict[str, Any]] | None = None  # e.g. the shadow's agreement per window
         self._frames = 0
         self._errors = 0
         self._error_logged = -math.inf
@@ -107,6 +109,8 @@ class TelemetrySink:
             summary.setdefault("telemetry_sink_errors", self._errors)
 
     def _emit_summary(self, fields: dict[str, Any]) -> None:
+        if self.summary_extra is not None:
+            fields = {**fields, **self.summary_extra()}
         if (event := self._emitter.build(SummaryEvent, **fields)) is not None:
             self._emitter.emit(event)
 
