@@ -12,21 +12,24 @@ import pytest
 from edgeinfer.cloud.aws import registry
 from edgeinfer.cloud.aws.publish import publish
 from edgeinfer.cloud.aws.rollbacks import CloudWatchRollbacks
-from edgeinfer.cloud.aws.rollout import ABORTED_TAG, GreengrassRollout, device_page
+from edgeinfer.cloud.aws.rollout import ABORTED_TAG, MODEL_NAME_TAG, GreengrassRollout, device_page
 from edgeinfer.cloud.rollout import engine
 from edgeinfer.cloud.rollout.plan import parse_plan
+from edgeinfer.core.modelpkg import load_package
 
 from .conftest import BUCKET, REGION, add_core_device
 from .rollout_sim import NAMESPACE, CallCounter, Clock, health_event, rule_rollback
 from .test_cloud_publish import runtime_dir
 
 GROUP = "faces"
+REPORTED = "blazeface-full-range"  # the demo package's manifest name: what devices report as model.name
 CANARY = [f"cam-c{i}" for i in range(5)]
 FLEET = [f"cam-f{i}" for i in range(4)]
 
 
 @pytest.fixture
 def published(aws, demo_pkgs, tmp_path):
+    assert load_package(demo_pkgs[0]).manifest.name == REPORTED
     registry.register(aws, demo_pkgs[0], GROUP, BUCKET, approval="Approved")
     return publish(aws, GROUP, BUCKET, runtime_dir=runtime_dir(tmp_path))
 
@@ -63,7 +66,7 @@ def report_all(clients, dep_id, outcomes, clock, new="1.0.0"):
     for device, outcome in outcomes.items():
         if outcome == "rolled_back":  # the deployment succeeds; the device's health gate then goes back
             clients.greengrass.report(device, dep_id, "SUCCEEDED")
-            rule_rollback(clients.cloudwatch, health_event(device, GROUP, "0.9.0", new, "latency p95 3.1x previous",
+            rule_rollback(clients.cloudwatch, health_event(device, REPORTED, "0.9.0", new, "latency p95 3.1x previous",
                                                                 clock()))
         else:
             clients.greengrass.report(device, dep_id, outcome, reason="component failed to start"
@@ -78,6 +81,7 @@ def test_canary_that_rolls_back_stops_the_rollout_and_reverts(fleet, published) 
     assert st.actions == [f"deployed ring canary ({canary.progress.deployment})"]
     sent = fleet.greengrass.deployments[canary.progress.deployment]
     assert sent["deploymentName"] == "edgeinfer-faces-v2-canary"
+    assert sent["tags"][MODEL_NAME_TAG] == REPORTED  # the rollbacks are read under the name devices report
     assert sent["iotJobConfiguration"]["abortConfig"]["criteriaList"][0] == {
         "failureType": "FAILED", "action": "CANCEL", "thresholdPercentage": 50.0, "minNumberOfExecutedThings": 4}
     assert sent["iotJobConfiguration"]["jobExecutionsRolloutConfig"]["exponentialRate"]["baseRatePerMinute"] == 10
@@ -168,7 +172,7 @@ def test_status_of_a_10000_device_fleet_costs_a_constant_per_ring(aws, published
         aws.greengrass.report(f"ring-fleet-{i}", fleet_dep, "FAILED" if i % 100 == 0 else "SUCCEEDED")
     clock.advance(300)  # (a rollback in the minute the ring started counts for the ring before: rollbacks.py)
     for i in range(3):
-        event = health_event(f"ring-fleet-{i + 1}", GROUP, "1", published.model_version, "no detections", clock())
+        event = health_event(f"ring-fleet-{i + 1}", REPORTED, "1", published.model_version, "no detections", clock())
         rule_rollback(cw, event)
     counter = CallCounter(aws.iot, cw, greengrass=aws.greengrass)
     st = engine.status(d, plan, clock)

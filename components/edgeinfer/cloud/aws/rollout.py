@@ -8,6 +8,11 @@ devices' rollbacks. Per-device detail is separate, on demand and paginated (``de
 An abort cancels the ring's deployment (its IoT job stops notifying devices), deploys the ring's previous
 components again (``revert_on_abort``) and tags the deployment ``edgeinfer:aborted`` with the reason: the
 tag is the rollout's memory, so ``status`` from anywhere shows the ring aborted and why.
+
+Devices count a rollback under the model name THEY report (the package manifest's ``name``), which need not
+be the plan's ``model`` (the model package group): each ring's deployment records that name in the tag
+``edgeinfer:model-name`` (read from the model component's recipe when the ring is deployed), and the
+rollback metric is read under it.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...greengrass import MODEL_COMPONENT_PREFIX
 from ..rollout.engine import utcnow
 from ..rollout.plan import Ring, RolloutPlan
 from ..rollout.progress import RingProgress
 from . import deploy as dep
 from .clients import AwsClients
+from .components import component_arn, get_recipe
 from .errors import DeploymentError
 from .rollbacks import RollbackCounter, minute_after, minute_of
 from .rollout_job import iot_job_configuration
@@ -31,6 +38,7 @@ from .targets import Target
 log = logging.getLogger(__name__)
 ABORTED_TAG, PREVIOUS_TAG, ROLLOUT_TAG, RING_TAG = ("edgeinfer:aborted", "edgeinfer:previous", "edgeinfer:rollout",
                                                     "edgeinfer:ring")
+MODEL_NAME_TAG = "edgeinfer:model-name"  # the model name devices report (their rollback metric's name)
 REVERT_SUFFIX = "-revert"
 
 
@@ -93,7 +101,8 @@ class GreengrassRollout:
         rolled = 0
         if since < until:  # (a ring younger than a minute has no whole minute to count yet)
             call.n += 1
-            rolled = min(n["Succeeded"], self.rollbacks.count(plan.model, plan.model_version, since, until))
+            reported_name = (d.get("tags") or {}).get(MODEL_NAME_TAG) or plan.model
+            rolled = min(n["Succeeded"], self.rollbacks.count(reported_name, plan.model_version, since, until))
         failed = n["Failed"] + n["Rejected"] + n["TimedOut"]
         reasons = {k.lower(): v for k, v in (("Failed", n["Failed"]), ("Rejected", n["Rejected"]),
                                               ("TimedOut", n["TimedOut"])) if v}
@@ -115,9 +124,22 @@ class GreengrassRollout:
                      kind="thinggroup")
         self.adjust(p)
         tags = {ROLLOUT_TAG: plan.name, RING_TAG: ring.name, **({PREVIOUS_TAG: p.previous} if p.previous else {})}
+        if reported := self._reported_name(p):
+            tags[MODEL_NAME_TAG] = reported
         dep.create(self.clients, p, name=plan.deployment_name(ring), iot_job=iot_job_configuration(plan.aws),
                    tags=tags)
         return str(p.deployment_id)
+
+    def _reported_name(self, p: dep.Plan) -> str | None:
+        """The name devices report for the plan's model component version (its recipe's ``package.name``)."""
+        model = next((n for n in p.components if n.startswith(MODEL_COMPONENT_PREFIX)), None)
+        if model is None:
+            return None
+        arn = component_arn(self.clients.region, self.clients.account(), model, p.components[model]["componentVersion"])
+        recipe = get_recipe(self.clients, arn) or {}
+        package = ((recipe.get("ComponentConfiguration") or {}).get("DefaultConfiguration") or {}).get("package") or {}
+        name = package.get("name")
+        return str(name)[:256] if name else None
 
     def abort_ring(self, plan: RolloutPlan, ring: Ring, progress: RingProgress, why: str) -> None:
         gg = self.clients.greengrass
