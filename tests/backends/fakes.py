@@ -9,7 +9,8 @@ They compute, so tests prove behaviour rather than calls:
   API* - so it works with ``FakeCudart`` here and with the real cudart on a GPU machine.
 - The fake builder parses a real ONNX file with the ``onnx`` package (graphs of ``Mul`` by a scalar
   constant) and serialises an engine the fake runtime loads; it records flags, pool limits, profiles,
-  the calibration cache it was given, and drives the progress monitor.
+  the calibration cache it was given, and drives the progress monitor. A calibrator without a cache is
+  driven as TensorRT drives one: ``get_batch`` until None, every batch read back from device memory.
 """
 
 from __future__ import annotations
@@ -386,6 +387,7 @@ class FakeBuilderConfig:
         self.int8_calibrator: IInt8Calibrator | None = None
         self.progress_monitor: IProgressMonitor | None = None
         self.calibration_cache_read: bytes | None = None
+        self.calibration_batches: list[np.ndarray] = []  # what a frames calibrator fed, read from device memory
 
     def set_flag(self, flag: BuilderFlag) -> None:
         self.flags.add(flag)
@@ -420,14 +422,17 @@ class FakeBuilder:
 
     def build_serialized_network(self, network: FakeNetwork, config: FakeBuilderConfig) -> bytes | None:
         error = ILogger.Severity.ERROR
-        if self.module.fail_build:
-            self.logger.log(error, "Error Code 2: OutOfMemory (Requested size was 1073741824 bytes.)")
-            return None
         if BuilderFlag.INT8 in config.flags:
             if not isinstance(config.int8_calibrator, IInt8Calibrator):
                 self.logger.log(error, "Calibration failure occurred with no scaling factors detected.")
                 return None
             config.calibration_cache_read = config.int8_calibrator.read_calibration_cache()
+            if config.calibration_cache_read is None and not self._calibrate(network, config):
+                self.logger.log(error, "Calibration failure occurred with no scaling factors detected.")
+                return None
+        if self.module.fail_build:
+            self.logger.log(error, "Error Code 2: OutOfMemory (Requested size was 1073741824 bytes.)")
+            return None
         profile = config.profiles[0].shapes if config.profiles else {}
         if any(-1 in t.shape and t.name not in profile for t in network.inputs):
             self.logger.log(error, "Network has dynamic or shape inputs, but no optimization profile has been "
@@ -446,6 +451,30 @@ class FakeBuilder:
                     for t in network.outputs]
         return engine_bytes(tensors, network.compute, {k: [list(s) for s in v] for k, v in profile.items()},
                             self.module.__version__)
+
+
+    def _calibrate(self, network: FakeNetwork, config: FakeBuilderConfig) -> bool:
+        """What TensorRT does with a calibrator that has no cache: ``get_batch`` until None, each pointer read
+        back from device memory through cudart (so a host pointer or a short buffer fails), per-input absolute
+        maxima -> scales, handed to ``write_calibration_cache`` in TensorRT's text format."""
+        calibrator, cudart = config.int8_calibrator, self.module.cudart
+        names = [t.name for t in network.inputs]
+        batch = calibrator.get_batch_size()
+        amax = dict.fromkeys(names, 0.0)
+        while (pointers := calibrator.get_batch(names)) is not None:
+            for name, ptr in zip(names, pointers, strict=True):
+                shape = next(t.shape for t in network.inputs if t.name == name)
+                host = np.empty((batch, *shape[1:]), np.float32)
+                if not _ok(cudart.cudaMemcpy(host.ctypes.data, ptr, host.nbytes,
+                                             cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost)):
+                    return False
+                config.calibration_batches.append(host.copy())
+                amax[name] = max(amax[name], float(np.abs(host).max()))
+        if not config.calibration_batches:
+            return False
+        lines = [f"{n}: {np.float32(max(a, 1e-8) / 127.0).view(np.uint32):08x}" for n, a in amax.items()]
+        calibrator.write_calibration_cache("\n".join(["TRT-100300-EntropyCalibration2", *lines]).encode() + b"\n")
+        return True
 
 
 class FakeRuntime:

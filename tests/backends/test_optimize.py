@@ -67,9 +67,9 @@ def test_fp32_build_sets_no_precision_flag(static_onnx: Path, tmp_path: Path, fa
 def test_int8_without_a_cache_fails_before_tensorrt_is_needed(static_onnx: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    with pytest.raises(ConfigError, match="int8 needs a calibration cache") as err:
+    with pytest.raises(ConfigError, match="int8 needs calibration frames or a calibration cache") as err:
         build_engine(static_onnx, tmp_path / "mul.engine", "int8")
-    assert "--calibration-cache" in str(err.value)
+    assert "--calibration FRAMES" in str(err.value) and "--calibration-cache" in str(err.value)
     assert not (tmp_path / "mul.engine").exists()
 
 
@@ -187,3 +187,40 @@ def test_the_cli_builds_an_engine_and_shows_the_builders_phases(static_onnx: Pat
     assert res.exit_code == 0, (res.output, res.exception)
     assert f"engine written to {out}" in " ".join(res.output.split())
     assert out.is_file() and json.loads(Path(str(out) + META_SUFFIX).read_text())["precision"] == "fp16"
+
+
+def test_int8_calibrates_on_frames_through_device_memory(tmp_path: Path, fake_gpu: FakeGpu) -> None:
+    """The v10 calibrator: TensorRT pulls every batch with get_batch (device pointers), gets None at the end,
+    and the cache it writes is kept beside the engine; the device buffer is freed after the build."""
+    onnx_path = mul_model(tmp_path, [1, 4], factor=2.0)
+    frames = [np.full((1, 4), v, np.float32) for v in (0.5, -3.0, 1.5)]
+    seen: list[tuple[str, int, int]] = []
+    engine = build_engine(onnx_path, tmp_path / "mul.engine", "int8", calibration=frames,
+                          progress=lambda *a: seen.append(a))
+    config = fake_gpu.trt.last_config
+    assert config.flags == {BuilderFlag.INT8, BuilderFlag.FP16}
+    assert isinstance(config.int8_calibrator, IInt8EntropyCalibrator2)
+    assert config.calibration_cache_read is None  # it calibrated instead of reading a cache
+    for fed, sent in zip(config.calibration_batches, frames, strict=True):
+        np.testing.assert_array_equal(fed, sent)
+    assert [s for s in seen if s[0] == "int8 calibration"] == [("int8 calibration", i, 3) for i in (1, 2, 3)]
+    cache = Path(str(engine) + ".calib.cache").read_bytes()
+    assert cache.startswith(b"TRT-100300-EntropyCalibration2\nx: ")
+    assert np.uint32(int(cache.split(b"x: ")[1][:8], 16)).view(np.float32) == pytest.approx(3.0 / 127)
+    assert json.loads(Path(str(engine) + META_SUFFIX).read_text())["calibration_cache"] == "mul.engine.calib.cache"
+    assert fake_gpu.cudart.allocations == {} and fake_gpu.cudart.malloc_calls == 1  # one buffer, reused, freed
+    # the cache written by the frames build rebuilds without frames
+    build_engine(onnx_path, tmp_path / "again.engine", "int8", calibration_cache=Path(str(engine) + ".calib.cache"))
+    assert fake_gpu.trt.last_config.calibration_cache_read == cache
+
+
+def test_int8_calibration_refuses_mixed_shapes_and_frees_on_a_failed_build(tmp_path: Path, fake_gpu: FakeGpu) -> None:
+    onnx_path = mul_model(tmp_path, [1, 4])
+    with pytest.raises(ConfigError, match="calibration batches differ in shape"):
+        build_engine(onnx_path, tmp_path / "a.engine", "int8", calibration=[np.ones((1, 4)), np.ones((1, 5))])
+    fake_gpu.trt.fail_build = True
+    with pytest.raises(BackendError, match="could not build"):
+        build_engine(onnx_path, tmp_path / "a.engine", "int8", calibration=[np.ones((1, 4), np.float32)])
+    assert len(fake_gpu.trt.last_config.calibration_batches) == 1  # it calibrated, then the build failed
+    assert fake_gpu.cudart.malloc_calls == 1 and fake_gpu.cudart.allocations == {}
+    assert not (tmp_path / "a.engine.calib.cache").exists()

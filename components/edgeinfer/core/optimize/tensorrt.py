@@ -4,10 +4,12 @@ TensorRT 10 builder API: ``Builder`` -> network (TensorRT 10 networks are always
 deprecated EXPLICIT_BATCH flag is not passed) filled by ``OnnxParser`` -> ``BuilderConfig`` (FP16/INT8 flags,
 workspace pool limit, an optimisation profile for a dynamic batch) -> ``build_serialized_network``.
 
-int8 here is TensorRT's implicit quantisation: it needs a calibration cache made earlier (by a calibration
-run on representative frames, e.g. ``trtexec --int8 --calib=...`` or Polygraphy). The cache is handed to
-TensorRT through a calibrator whose ``read_calibration_cache`` returns it; the calibrator class follows
-the algorithm named in the cache's header. An engine is written atomically, with a sidecar
+int8 here is TensorRT's implicit quantisation, calibrated one of two ways: from frames (``calibration`` =
+preprocessed input tensors, fed to the builder by ``trt_calibrator.FramesCalibrator`` through device memory;
+the cache TensorRT writes is kept beside the engine so a rebuild need not calibrate again), or from a
+calibration cache made earlier (``trtexec --int8 --calib=...``, Polygraphy, or a previous build), handed to
+TensorRT through a calibrator whose ``read_calibration_cache`` returns it; the calibrator class follows the
+algorithm named in the cache's header. An engine is written atomically, with a sidecar
 ``<engine>.meta.json`` that the TensorRT backend reads (precision, TensorRT version, source sha256).
 """
 
@@ -19,14 +21,18 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .backends.base import Precision
-from .backends.tensorrt import META_SUFFIX, import_tensorrt, make_logger
-from .errors import BackendError, ConfigError, ModelError
-from .progress import Progress, no_progress
+import numpy as np
+
+from ..backends.base import Precision
+from ..backends.tensorrt import META_SUFFIX, import_cudart, import_tensorrt, make_logger
+from ..errors import BackendError, ConfigError, ModelError
+from ..progress import Progress, no_progress
+from .trt_calibrator import CACHE_SUFFIX, frames_calibrator
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +44,19 @@ _CALIBRATORS = {"EntropyCalibration2": "IInt8EntropyCalibrator2", "EntropyCalibr
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: Precision = "fp16",
                  calibration_cache: str | Path | None = None, workspace_mb: int = 1024, max_batch: int = 1,
-                 progress: Progress | None = None) -> Path:
-    """Build ``engine_path`` from ``onnx_path``. A dynamic batch dim gets the profile 1..``max_batch``."""
+                 progress: Progress | None = None, calibration: Sequence[np.ndarray] | None = None) -> Path:
+    """Build ``engine_path`` from ``onnx_path``. A dynamic batch dim gets the profile 1..``max_batch``.
+
+    int8 needs ``calibration`` (input tensors with their batch dim, made by the package's preprocessing) or
+    ``calibration_cache``; with frames, the cache TensorRT writes lands in ``<engine>.calib.cache``."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     report = progress or no_progress  # our own stages and TensorRT's build phases
     if precision not in ("fp32", "fp16", "int8"):
         raise ConfigError(f"unknown precision {precision!r}", "use fp32, fp16 or int8")
-    if precision == "int8" and calibration_cache is None:
-        raise ConfigError("int8 needs a calibration cache for TensorRT",
-                          "pass --calibration-cache FILE (from a calibration run on representative frames), "
-                          "or build with --precision fp16")
+    if precision == "int8" and calibration_cache is None and not calibration:
+        raise ConfigError("int8 needs calibration frames or a calibration cache for TensorRT",
+                          "pass --calibration FRAMES (representative frames), or --calibration-cache FILE "
+                          "(from an earlier calibration run), or build with --precision fp16")
     cache = _read_cache(Path(calibration_cache)) if calibration_cache is not None else None
     if workspace_mb < 1 or max_batch < 1:
         raise ConfigError("workspace_mb and max_batch must be at least 1", "pass positive numbers")
@@ -73,11 +82,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: Prec
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # int8 engines fall back to fp16 where a layer has no int8 kernel
-    calibrator = None
-    if precision == "int8" and cache is not None:
+    frames_cal: Any = None  # the calibrator fed with frames: its device buffer is freed, its cache kept
+    if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        calibrator = cache_calibrator(trt, cache)
-        config.int8_calibrator = calibrator
+        if cache is None:
+            frames_cal = frames_calibrator(trt, import_cudart(), list(calibration or []), report)
+        config.int8_calibrator = frames_cal if cache is None else cache_calibrator(trt, cache)
     profile = _batch_profile(builder, network, max_batch)
     if profile is not None:
         config.add_optimization_profile(profile)
@@ -86,15 +96,22 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: Prec
         config.progress_monitor = monitor
 
     started = time.monotonic()
-    serialized = builder.build_serialized_network(network, config)
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if frames_cal is not None:
+            frames_cal.free()
     if serialized is None:
         raise BackendError(f"TensorRT could not build an engine from {onnx_path.name}",
                            "see the tensorrt errors logged above; try a larger --workspace-mb or --precision fp32")
     log.info("built %s (%s) in %.1f s", engine_path.name, precision, time.monotonic() - started)
     report("write engine", 0, 1)
     write_atomic(engine_path, memoryview(serialized).tobytes())
-    meta = {"precision": precision, "tensorrt": str(trt.__version__), "source": onnx_path.name,
+    meta: dict[str, Any] = {"precision": precision, "tensorrt": str(trt.__version__), "source": onnx_path.name,
             "source_sha256": hashlib.sha256(onnx_bytes).hexdigest(), "max_batch": max_batch}
+    if frames_cal is not None and frames_cal.cache is not None:
+        write_atomic(Path(str(engine_path) + CACHE_SUFFIX), frames_cal.cache)
+        meta["calibration_cache"] = Path(str(engine_path) + CACHE_SUFFIX).name
     write_atomic(Path(str(engine_path) + META_SUFFIX), json.dumps(meta, indent=2).encode())
     report("write engine", 1, 1)
     return engine_path
