@@ -24,11 +24,13 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 #: what a device's plain `edgeinfer run` has no use for: the cloud tooling and SDKs behind the other commands,
-#: the adapters, cryptography (signed or encrypted packages only) and the HTTP/TLS stack (downloads, webhooks)
+#: the adapters, cryptography (signed or encrypted packages only), the HTTP/TLS stack (downloads, webhooks) and
+#: the status server with prometheus-client (--serve only)
 NOT_ON_THE_RUN_PATH = ("edgeinfer.cli.aws", "edgeinfer.cli.azure", "edgeinfer.cli.greengrass", "edgeinfer.cli.model",
                        "edgeinfer.cli.config_cmd", "edgeinfer.cloud", "edgeinfer.greengrass", "edgeinfer.azure",
                        "edgeinfer.mqtt", "boto3", "botocore", "awscrt", "awsiot", "azure", "cryptography",
-                       "http.client", "ssl")
+                       "http.client", "ssl", "http.server", "prometheus_client", "edgeinfer.core.serve.server",
+                       "edgeinfer.cli.serving")
 
 
 def test_a_plain_run_imports_no_cloud_tooling_crypto_or_http(demo_pkgs: tuple[Path, Path],

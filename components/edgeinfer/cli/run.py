@@ -54,6 +54,20 @@ def _print_alert(event: Any) -> None:
                       f"{ev.count} match(es), max score {ev.max_score:.2f}")
 
 
+def _serving(cfg: Any, sinks: list[Any]) -> Any | None:
+    """The HTTP endpoints when ``serve.enabled`` (imported only then: a plain run's start-up stays as it was);
+    its recorder joins ``sinks``."""
+    if not cfg.serve.enabled:
+        return None
+    from .serving import Served
+
+    served = Served(cfg.serve)
+    sinks.append(served.recorder)
+    served.start()
+    console_err.print(f"status page: {escape(served.url)}/  (metrics: {escape(served.url)}/metrics)", soft_wrap=True)
+    return served
+
+
 def summary_table(summary: dict[str, Any]) -> Table:
     t = Table(title="edgeinfer run", show_header=True, header_style="bold")
     t.add_column("stage")
@@ -94,6 +108,9 @@ def run(
         help="On exit, keep delivering telemetry for up to this many seconds (default 30)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print each detection")] = False,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = None,
+    serve: Annotated[str | None, typer.Option(
+        help="Serve /metrics, /healthz, /readyz and a status page on HOST:PORT, e.g. 127.0.0.1:9464 "
+        "(docs/observability.md)")] = None,
 ) -> None:
     t_proc = psutil.Process().create_time()
     cfg = build_config(config, {
@@ -101,15 +118,24 @@ def run(
         "source": {"uri": source}, "output": {"dir": out}, "max_frames": max_frames,
         "backend": {"name": backend}, "log_level": log_level, "state_dir": state_dir,
         "telemetry": {"transport": telemetry, "mode": telemetry_mode, "drain_timeout_s": drain_timeout},
+        "serve": {"enabled": True, "listen": serve} if serve else {},
     })
     demo = cfg.model.path is None and cfg.source.uri is None
     if demo and cfg.output.dir is None:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": DEMO_OUT})})
     setup_logging(cfg.log_level)
     sinks: list[Any] = [] if (quiet or not cfg.output.print_detections) else [ConsoleSink()]
+    served = _serving(cfg, sinks)  # before the session: /healthz and /readyz answer while the model loads
     with console_err.status("preparing") as status:
         session = RunSession(cfg, extra_sinks=sinks, progress=status_progress(status))
-        session.start()
+        if served is not None:
+            served.bind(session)
+        try:
+            session.start()
+        except BaseException:
+            if served is not None:
+                served.stop()
+            raise
     parts = session.context()
     if session.telemetry is not None:
         session.telemetry.add_listener(_print_alert)
@@ -131,7 +157,11 @@ def run(
         if session.first_result_at is not None:
             first_wall = time.time() - (time.perf_counter() - session.first_result_at)
             extra["cold_start_ms"] = round((first_wall - t_proc) * 1e3, 1)
+        if served is not None:
+            served.keep_last_frame()  # the page shows the last frame after the run
         session.stop(extra_summary=extra)  # writes summary.json
+        if served is not None:
+            served.linger(stop)
     summary = session.last_summary or {}
     if summary.get("stages_ms") is not None:
         console.print(summary_table(summary))

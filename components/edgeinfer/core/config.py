@@ -23,6 +23,7 @@ from .modelpkg.trustconfig import TrustConfig
 from .probation import ProbationConfig
 from .remoteconfig import RemotePolicy
 from .rules.config import CommandAction, HookConfig, RuleConfig
+from .serve.config import ServeConfig
 from .shadow import ShadowConfig
 from .telemetry.config import TelemetryConfig
 
@@ -107,6 +108,8 @@ class EdgeInferConfig(_Section):
                                  description="What a deployment or twin may point the device at")
     trust: TrustConfig = Field(default_factory=TrustConfig, json_schema_extra=scope.local(),
                                description="Which model packages the device accepts (signing, encryption)")
+    serve: ServeConfig = Field(default_factory=ServeConfig, json_schema_extra=scope.local(),
+                               description="The device's HTTP endpoints: /metrics, /healthz, /readyz, status page")
     max_frames: int | None = Field(default=None, ge=1, le=10**12,
                                    description="Stop after this many frames (1 to 10^12)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -198,7 +201,7 @@ def apply_patch(current: EdgeInferConfig, patch: dict[str, Any], what: str = "co
 
 def defaults_json() -> dict[str, Any]:
     """The default configuration as plain JSON (recipe DefaultConfiguration, twin desired properties): what a
-    deployment may set, so without the local-only sections (hooks, remote, trust, state_dir, output.dir)."""
+    deployment may set, so without the local-only sections (hooks, remote, trust, serve, state_dir, output.dir)."""
     cfg = EdgeInferConfig(device_id="{iot:thingName}")
     return cfg.model_dump(mode="json", exclude=scope.local_exclude(EdgeInferConfig))
 

@@ -67,7 +67,7 @@ class Delivery:
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
-        self._inflight: deque[tuple[SendHandle, Packed]] = deque()
+        self._inflight: deque[tuple[SendHandle, Packed, dict[int, float]]] = deque()  # + row -> created
         self._cursor: dict[int, int] = {}  # priority -> last row handed out
 
     def start(self) -> None:
@@ -170,16 +170,20 @@ class Delivery:
             log.error("telemetry: dropped %s -> lower the event size or raise telemetry.max_payload_bytes", reason)
             self._stats.add(rejected=self._outbox.reject([n], reason))
         if packed.messages:
-            self._inflight.append((self._transport.submit(packed.messages, self._cfg.send_timeout_s), packed))
+            created = {r.n: r.created for r in records}  # for the delivery latency of what is acknowledged
+            self._inflight.append((self._transport.submit(packed.messages, self._cfg.send_timeout_s), packed, created))
         return True
 
     def _settle_oldest(self) -> bool:
         """Book the oldest batch in flight; False when some of it was not delivered."""
-        handle, packed = self._inflight.popleft()
+        handle, packed, created = self._inflight.popleft()
         result = handle.wait()
         messages, rows = packed.messages, packed.rows
         acked = messages if len(result.acked) == len(messages) else [m for m in messages if m.key in result.acked]
-        self._outbox.ack([n for m in acked for n in rows[m.key]])
+        acked_rows = [n for m in acked for n in rows[m.key]]
+        self._outbox.ack(acked_rows)
+        now = time.time()  # the outbox stamps ``created`` with the wall clock
+        self._stats.delivered([now - created[n] for n in acked_rows if n in created])
         for key, reason in result.rejected.items():
             m = packed.messages[key]
             log.error("telemetry: %s refused %d %s event(s) on %s: %s -> check the broker's policy/limits "
