@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from . import scope
 from .backends.base import BackendOptions
+from .captures.config import CapturesConfig
 from .errors import ConfigError
+from .fallback.config import FallbackConfig
 from .modelpkg.trustconfig import TrustConfig
 from .probation import ProbationConfig
 from .remoteconfig import RemotePolicy
@@ -102,6 +104,10 @@ class EdgeInferConfig(_Section):
                                        "model it replaced, and rolled back on a breach")
     shadow: ShadowConfig = Field(default_factory=ShadowConfig,
                                  description="Shadow A/B: a candidate model measured beside the active one")
+    fallback: FallbackConfig = Field(default_factory=FallbackConfig,
+                                     description="Cloud fallback for frames the local model is unsure of")
+    captures: CapturesConfig = Field(default_factory=CapturesConfig,
+                                     description="The data loop: frames kept and uploaded for labelling")
     hooks: dict[str, HookConfig] = Field(default_factory=dict, max_length=256, json_schema_extra=scope.local(),
                                          description="Programs rules' command actions may run, by name")
     remote: RemotePolicy = Field(default_factory=RemotePolicy, json_schema_extra=scope.local(),

@@ -34,7 +34,8 @@ INSTALL_HINTS: dict[str, str] = {
     "cuda": "pip install cuda-python (with TensorRT: 'edgeinfer[tensorrt]')",
     "awscrt": "pip install 'edgeinfer[aws]'",
     "awsiot": "pip install 'edgeinfer[aws]'",
-    "boto3": "pip install 'edgeinfer[aws-cloud]'",
+    "boto3": "pip install 'edgeinfer[aws-cloud]' (on a device, for the SageMaker fallback and S3 captures: "
+             "'edgeinfer[hybrid-aws]')",
     "botocore": "pip install 'edgeinfer[aws-cloud]'",
     "azure.iot.device": "pip install 'edgeinfer[azure]'",
     "paho": "pip install 'edgeinfer[azure]'",
@@ -42,6 +43,7 @@ INSTALL_HINTS: dict[str, str] = {
     "azure.iot.hub": "pip install 'edgeinfer[azure-cloud]'",
     "azure.ai.ml": "pip install 'edgeinfer[azureml]'",
     "azure.core": "pip install 'edgeinfer[azureml]'",
+    "azure.storage": "pip install 'edgeinfer[hybrid-azure]'",
     "azure.identity": "pip install 'edgeinfer[azureml]'",
     "matplotlib": "pip install 'edgeinfer[plots]'",
     "tflite2onnx": "pip install 'edgeinfer[demo]'",

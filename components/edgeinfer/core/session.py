@@ -31,6 +31,7 @@ from .annotate import annotate
 from .config import EdgeInferConfig
 from .errors import ConfigError, EdgeInferError, ModelError
 from .gate import HealthGate, Switch
+from .hybrid import HybridSlot
 from .model import LoadedModel
 from .modelpkg.keys import KeySource
 from .modelpkg.trust import record_activated
@@ -130,9 +131,11 @@ class _Runner(threading.Thread):
 class RunSession:
     def __init__(self, config: EdgeInferConfig, transport: Any | None = None, extra_sinks: list[Sink] | None = None,
                  progress: Progress = no_progress, restart_backoff_s: tuple[float, float] = RESTART_BACKOFF_S,
-                 key_source: KeySource | None = None, host_state: Callable[[], dict[str, Any]] | None = None) -> None:
+                 key_source: KeySource | None = None, host_state: Callable[[], dict[str, Any]] | None = None,
+                 hybrid: HybridSlot | None = None) -> None:
         """``host_state``: an adapter's account of what its host runtime does not offer (the Greengrass
-        nucleus's missing operations), carried in every health event and in ``status()``."""
+        nucleus's missing operations), carried in every health event and in ``status()``. ``hybrid``: the cloud
+        fallback and captures slot (default: clients found by entry point; tests inject theirs)."""
         self.config = config
         self._host_state = host_state
         self._keys = key_source  # the adapter's store for model decryption keys (Greengrass secrets, IoT Edge HSM)
@@ -148,6 +151,7 @@ class RunSession:
         self._probation_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._gate = HealthGate(self._on_verdict)
         self._shadow = ShadowSlot()
+        self._hybrid = hybrid or HybridSlot(lambda: self.telemetry)
         self.shadow_promoted: dict[str, Any] | None = None
         self.last_error: str | None = None
         self.last_summary: dict[str, Any] | None = None
@@ -194,7 +198,9 @@ class RunSession:
             raise
         try:
             self._shadow.runner = self._build_shadow(self.config, None)
+            self._hybrid.install(self._hybrid.prepare(self.config))
         except BaseException:
+            self._set_shadow(None)
             parts.close()
             raise
         self._parts, self._start_error = parts, None
@@ -211,6 +217,9 @@ class RunSession:
                 return 0
             self._retire_runner()
             self._set_shadow(None)
+            if self.last_summary is not None:
+                self.last_summary.update(self._hybrid.state())  # answers that came after the pipeline ended
+            self._hybrid.shutdown()
             if (sw := self._gate.abandon()) is not None and sw.previous is not parts.model:
                 sw.previous.close()
             timeout = parts.config.telemetry.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
@@ -263,8 +272,11 @@ class RunSession:
                 self._refuse_rolled_back(staged)
                 try:
                     shadow = self._build_shadow(new, shadow)
+                    hybrid = self._hybrid.prepare(new)
                 except BaseException:
                     staged.discard()
+                    if shadow is not self._shadow.runner and shadow is not None:
+                        shadow.close()
                     raise
             except EdgeInferError as exc:
                 self.last_error = str(exc)
@@ -277,8 +289,11 @@ class RunSession:
                 staged.discard()
                 if shadow is not self._shadow.runner and shadow is not None:
                     shadow.close()
+                if hybrid is not None and hybrid is not self._hybrid.parts:
+                    hybrid.close()
                 raise
             self._set_shadow(shadow)
+            self._hybrid.install(hybrid)
             self._activated(new, staged.model)
             if new.log_level != old.log_level:
                 logging.getLogger("edgeinfer").setLevel(new.log_level)
@@ -520,7 +535,8 @@ class RunSession:
 
     def _new_pipeline(self, parts: Parts) -> Pipeline:
         sinks = self._sinks(parts)
-        keep = any(isinstance(s, AnnotatedFramesSink) for s in sinks) or parts.config.shadow.model is not None
+        keep = (any(isinstance(s, AnnotatedFramesSink) for s in sinks) or parts.config.shadow.model is not None
+                or parts.config.fallback.enabled or parts.config.captures.enabled)
         pipe = Pipeline(parts.model, parts.source, sinks, parts.config.pipeline, parts.config.max_frames,
                         keep_images=keep, on_model_change=lambda m: self._model_changed(parts, m), owns_source=False)
         if parts.telemetry is not None:
@@ -531,6 +547,7 @@ class RunSession:
         sinks: list[Sink] = [*parts.files, self._gate, self._shadow]
         if parts.telemetry is not None:
             sinks.append(parts.telemetry.sink)
+        sinks.append(self._hybrid)  # after telemetry: a frame's local result is out before a cloud request
         return sinks + self._extra_sinks
 
     def _run_pipeline(self, parts: Parts, pipe: Pipeline) -> str | None:
@@ -579,7 +596,7 @@ class RunSession:
         service = TelemetryService.from_config(parts.config, context_for(parts.config, parts.model),
                                                transport=transport)
         service.set_run_state_provider(self._run_state)  # every health event says what the run is doing
-        service.sink.summary_extra = self._shadow_window  # every summary window, the shadow's agreement in it
+        service.sink.summary_extra = lambda: {**self._shadow_window(), **self._hybrid.window()}  # per window
         service.set_host_state_provider(self._host_state)
         service.start()
         return service
@@ -588,7 +605,8 @@ class RunSession:
         state, reason = self.state()
         runner = self._shadow.runner
         return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()],
-                **redact_any(self._gate.state()), "shadow": runner.state() if runner is not None else None}
+                **redact_any(self._gate.state()), "shadow": runner.state() if runner is not None else None,
+                **self._hybrid.state()}
 
     def report_health(self) -> None:
         """A health event now (an adapter's state changed: a configuration refused, a nucleus gap found)."""
@@ -729,7 +747,7 @@ class RunSession:
                "running": state in ("running", "waiting"), "degraded": self.degraded(),
                "last_error": self.last_error, "config_version": self.config_version, **self._gate.state(),
                "shadow": self._shadow.runner.state() if self._shadow.runner is not None else None,
-               "shadow_promoted": self.shadow_promoted}
+               "shadow_promoted": self.shadow_promoted, **self._hybrid.state()}
         if self._host_state is not None:
             out["nucleus"] = self._host_state()
         return redact_any(out)

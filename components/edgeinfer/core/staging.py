@@ -41,7 +41,12 @@ def pipeline_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
     """Anything but the model (which can be swapped between frames) and the log level."""
     return (new.source != old.source or new.output != old.output or new.max_frames != old.max_frames
             or new.pipeline != old.pipeline or telemetry_differs(old, new)
-            or (new.shadow.model is None) != (old.shadow.model is None))  # the frames' images kept for a shadow
+            or (new.shadow.model is None) != (old.shadow.model is None)  # the frames' images kept for a shadow
+            or _hybrid(new) != _hybrid(old))  # ... and for the cloud fallback and captures
+
+
+def _hybrid(cfg: EdgeInferConfig) -> bool:
+    return cfg.fallback.enabled or cfg.captures.enabled
 
 
 def wants_telemetry(cfg: EdgeInferConfig, injected: Any | None) -> bool:

@@ -20,10 +20,11 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SCHEMA_VERSION: Literal[1] = 1
-EventType = Literal["result", "summary", "alert", "health"]
+EventType = Literal["result", "cloud", "summary", "alert", "health"]
 
 #: Outbox eviction order when space runs out: lowest first. Alerts go last (and are sent first).
-PRIORITY: dict[str, int] = {"result": 0, "health": 1, "summary": 2, "alert": 3}
+#: A ``cloud`` answer (fallback) is worth what a result is.
+PRIORITY: dict[str, int] = {"result": 0, "cloud": 0, "health": 1, "summary": 2, "alert": 3}
 
 
 class _Model(BaseModel):
@@ -91,6 +92,69 @@ class ResultEvent(EventBase):
     priority: ClassVar[int] = PRIORITY["result"]
 
 
+class CloudLocal(_Model):
+    detections: int = Field(description="The local model's detections on the frame")
+    best: float = Field(description="The local model's best score on the frame")
+
+
+class CloudEvent(EventBase):
+    """The cloud endpoint's answer for a frame sent by the fallback (core/fallback/), after its local result.
+    Linked to that frame's ``result`` event (and results.jsonl line) by ``frame_source`` + ``frame``."""
+
+    type: Literal["cloud"] = "cloud"
+    source: Literal["cloud"] = Field(default="cloud", description="Who produced these results")
+    frame_source: str = Field(description="The frame's source: the local result's source")
+    frame: int = Field(description="The frame's index: the local result's frame")
+    frame_ts: float = Field(description="The frame's capture time (seconds since the epoch)")
+    endpoint: str = Field(description="The endpoint's type: sagemaker, azureml, ...")
+    trigger: Literal["uncertain", "degraded"] = Field(description="Why the frame went to the cloud")
+    task: str
+    ok: bool = Field(description="False: no usable answer (error says why)")
+    error: str | None = None
+    latency_ms: float = Field(ge=0, description="Request to answer, on the device's clock")
+    crop: tuple[int, int, int, int] | None = Field(default=None, description="The region sent (x1, y1, x2, y2), "
+                                                   "absent when the whole frame was")
+    detections: list[Det] | None = Field(default=None, description="The cloud's detections, in frame pixels")
+    classes: list[Cls] | None = None
+    agreement: float | None = Field(default=None, description="F1 of the local detections against the cloud's "
+                                    "(matched by label and IoU >= fallback.iou); 1.0 = the same")
+    local: CloudLocal
+
+    priority: ClassVar[int] = PRIORITY["cloud"]
+
+
+class FallbackState(_Model):
+    """The cloud fallback's counts (since start in health; over the window in a summary)."""
+
+    endpoint: str
+    frames: int = Field(description="Frames the fallback saw")
+    triggered: int = Field(description="Frames in the uncertainty band (or on a degraded backend)")
+    sent: int = Field(description="Frames sent to the endpoint")
+    answered: int
+    failed: int = Field(description="Sent frames without a usable answer (timeouts, errors, refusals)")
+    disagreed: int = Field(default=0, description="Answers whose agreement was below fallback.agree_at")
+    skipped: dict[str, int] = Field(default_factory=dict, description="Triggered frames not sent, by reason: "
+                                    "offline, breaker, busy (queue full), budget, encode")
+    rate: float | None = Field(default=None, description="Fallback rate: sent / frames")
+    latency_ms_p50: float | None = None
+    agreement: float | None = Field(default=None, description="Mean cloud/local agreement (F1) of the answers")
+    budget_left: dict[str, int] = Field(default_factory=dict, description="Requests left: minute, day")
+    breaker: Literal["closed", "open", "half_open"]
+    breaker_opened: int = Field(default=0, description="Times the breaker opened")
+
+
+class CaptureState(_Model):
+    """The capture queue of the data loop (core/captures/)."""
+
+    queued: int = Field(description="Frames waiting on disk to be uploaded")
+    bytes: int
+    captured: dict[str, int] = Field(default_factory=dict, description="Frames captured since start, by reason")
+    evicted: int = Field(default=0, description="Oldest frames removed to keep within the cap")
+    uploaded: int = 0
+    upload_failed: int = 0
+    last_error: str | None = None
+
+
 class Percentiles(_Model):
     p50: float
     p95: float
@@ -134,6 +198,8 @@ class SummaryEvent(EventBase):
     raw_bytes: int = Field(default=0, ge=0, description="Bytes of the raw frames (W*H*3)")
     shadow: ShadowState | None = Field(default=None, description="The shadow candidate against the active model, "
                                        "over this window (absent without a shadow)")
+    fallback: FallbackState | None = Field(default=None, description="The cloud fallback over this window (absent "
+                                           "when it is off)")
 
     priority: ClassVar[int] = PRIORITY["summary"]
 
@@ -253,6 +319,8 @@ class RunState(BaseModel):
     rollback: Rollback | None = Field(default=None, description="The latest rollback by the health gate since the "
                                       "process started")
     shadow: ShadowState | None = Field(default=None, description="The shadow candidate since it started")
+    fallback: FallbackState | None = Field(default=None, description="The cloud fallback since it started")
+    captures: CaptureState | None = Field(default=None, description="The capture queue since it started")
 
 
 class HealthEvent(EventBase):
@@ -283,7 +351,8 @@ class HealthEvent(EventBase):
     priority: ClassVar[int] = PRIORITY["health"]
 
 
-TelemetryEvent = Annotated[ResultEvent | SummaryEvent | AlertEvent | HealthEvent, Field(discriminator="type")]
+TelemetryEvent = Annotated[ResultEvent | CloudEvent | SummaryEvent | AlertEvent | HealthEvent,
+                           Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(TelemetryEvent)
 
 

@@ -19,6 +19,7 @@ are dropped and counted (``snapshot().write_failed``), ``degraded()`` says why, 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ..config import EdgeInferConfig
 from ..errors import TelemetryError
@@ -30,7 +31,7 @@ from .config import TelemetryConfig
 from .degraded import DegradedState, WriteFailures
 from .delivery import Delivery
 from .emitter import Emitter, Listener
-from .events import PRIORITY
+from .events import PRIORITY, EventBase
 from .health import HealthReporter, QueueDepths, RunStateProvider, SystemProbe
 from .outbox import Outbox, OutboxStats
 from .registry import open_transport
@@ -120,6 +121,12 @@ class TelemetryService:
         """A health event now (besides the periodic ones); ``cause``: an event the cloud counts (see
         HealthEvent.cause)."""
         self._health.emit(cause)
+
+    def emit_event(self, cls: type[EventBase], **fields: Any) -> bool:
+        """Store one event made elsewhere (the fallback's ``cloud`` answers, from its own thread): validated and
+        stamped like the sink's own; False when it was invalid or could not be stored (counted either way)."""
+        event = self._emitter.build(cls, **fields)
+        return event is not None and self._emitter.emit(event) is not None
 
     def drain(self, timeout_s: float | None = None) -> int:
         """Deliver for up to ``timeout_s`` (default ``drain_timeout_s``); return the events left."""
