@@ -1,4 +1,9 @@
-"""HEALTHCHECK of the edgeinfer IoT Edge module image (stdlib only, no server).
+"""HEALTHCHECK of the edgeinfer IoT Edge module image (stdlib only).
+
+When the module serves (the default: ``serve:`` in the local settings, docs/observability.md), it announces its
+server in ``<state>/serve.json`` ({url, pid}); a live module process with that pid is then asked ``GET /healthz``
+and its answer decides (200: healthy; anything else, or no answer in 5 s: unhealthy, with the reason it gives).
+Without a server (``serve: {enabled: false}``, or an announcement from a process that is gone), the fallback:
 
 Healthy when a live ``python -m edgeinfer.azure`` process with this container's state dir exists and,
 once the module runs a configuration (``<state>/azure/last-good.json`` exists), its telemetry heartbeat
@@ -15,10 +20,14 @@ import json
 import os
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ENTRY = ["-m", "edgeinfer.azure"]
 DEFAULT_INTERVAL_S = 60.0
+ANNOUNCE = "serve.json"  # edgeinfer.core.serve.endpoints.ANNOUNCE_FILE
+HTTP_TIMEOUT_S = 5.0
 
 
 def _state_dir() -> Path:
@@ -57,12 +66,41 @@ def _interval_s(last_good: Path) -> float:
         return DEFAULT_INTERVAL_S
 
 
+def _served(state: Path, pid: int) -> str | None:
+    """The module's server URL when ``pid`` announced one, else None."""
+    try:
+        doc = json.loads((state / ANNOUNCE).read_text())
+        return str(doc["url"]) if int(doc["pid"]) == pid else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _healthz(url: str) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=HTTP_TIMEOUT_S) as r:
+            body, code = r.read(4096), r.status
+    except urllib.error.HTTPError as exc:
+        body, code = exc.read(4096), exc.code
+    except OSError as exc:
+        return False, f"did not answer {url}/healthz: {exc}"
+    try:
+        doc = json.loads(body)
+        said = f"{doc.get('state')}" + (f": {doc['reason']}" if doc.get("reason") else "")
+    except ValueError:
+        said = body.decode(errors="replace").strip()[:200]
+    return code == 200, f"answers {url}/healthz {code} ({said})"
+
+
 def check(state: Path, now: float | None = None) -> tuple[bool, str]:
     now = time.time() if now is None else now
     found = _module_process(state)
     if found is None:
         return False, f"no live `python -m edgeinfer.azure` process with state dir {state}"
     pid, started = found
+    url = _served(state, pid)
+    if url is not None:
+        ok, why = _healthz(url)
+        return ok, f"module pid {pid} {why}"
     last_good = state / "azure" / "last-good.json"
     if not last_good.exists():
         return True, f"module pid {pid} alive, no configuration applied yet (waiting)"

@@ -125,3 +125,37 @@ def test_telemetry_waits_while_iot_core_is_disconnected(core: Core, inference_re
     assert frames_later(15) == settled, "nothing is handed to the nucleus while IoT Core is disconnected"
     n.set_connected(True)
     n.wait_for(lambda: len(n.iot_publishes(f"edgeinfer/{THING}/result")) >= settled + 15, 60, "the backlog sent")
+
+
+def test_component_serves_metrics_and_health(core: Core, inference_recipe, model_recipe, model_artifact, demo_media,
+                                             local_settings, tmp_path_factory) -> None:
+    """On by default in the component (here on a free port, set by the local settings): /healthz, /readyz and
+    /metrics answer from the running component; the server is announced in the state dir and withdrawn on stop."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import trusting_operator
+
+    local_settings({**trusting_operator(tmp_path_factory.getbasetemp()), "serve": {"listen": "127.0.0.1:0"}})
+    name = inference_recipe["ComponentName"]
+    start_component(core, inference_recipe, model_recipe, model_artifact, demo_media[0])
+    roots = [Path(os.environ["EDGEINFER_STATE_DIR"]), core.root]
+    announced = core.nucleus.wait_for(lambda: [p for r in roots for p in r.rglob("serve.json")], 30, "serve.json")
+    url = json.loads(announced[0].read_text())["url"]
+
+    def get(path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(url + path, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    assert get("/healthz")[0] == 200
+    assert core.nucleus.wait_for(lambda: get("/readyz")[0] == 200, 30, "ready")
+    assert core.nucleus.wait_for(lambda: b"edgeinfer_frames_total" in get("/metrics")[1], 30, "frames in /metrics")
+    body = get("/metrics")[1].decode()
+    assert 'edgeinfer_model_info{name="blazeface-full-range"' in body and "edgeinfer_transport_up" in body
+    assert core.stop_all() == [0]
+    assert not announced[0].exists(), "the announcement is withdrawn with the server"
+    assert "Traceback" not in core.log(name)

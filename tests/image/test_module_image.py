@@ -172,9 +172,11 @@ def test_module_in_the_image_twin_methods_telemetry_health_and_sigterm(module_in
         st = (m.state_dir / name).stat()
         assert st.st_uid == UID, (name, st.st_uid)
 
-    # HEALTHCHECK: healthy while it runs; a hung module (SIGSTOP) loses its heartbeat; back when it resumes
+    # HEALTHCHECK: the module serves by default, so its /healthz decides: healthy while it runs; a hung module
+    # (SIGSTOP) does not answer; back when it resumes
     health = m.healthcheck()
     assert health.returncode == 0 and health.stdout.startswith("healthy: module pid"), health.stdout + health.stderr
+    assert "answers http://127.0.0.1:9464/healthz 200 (running)" in health.stdout, health.stdout
     pid = m.module_pid()
     assert pid is not None and f"module pid {pid} " in health.stdout, health.stdout
     assert (Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]) == str(UID)
@@ -182,7 +184,7 @@ def test_module_in_the_image_twin_methods_telemetry_health_and_sigterm(module_in
     os.kill(pid, signal.SIGSTOP)
     try:
         hung = wait_health(m, healthy=False, env=fast)
-        assert hung.returncode == 1 and "no telemetry heartbeat" in hung.stdout, hung.stdout
+        assert hung.returncode == 1 and "did not answer http://127.0.0.1:9464/healthz" in hung.stdout, hung.stdout
     finally:
         os.kill(pid, signal.SIGCONT)
     resumed = wait_health(m, healthy=True, env=fast)

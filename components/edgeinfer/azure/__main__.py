@@ -5,7 +5,8 @@ sends to stop a module), then drains telemetry for ``telemetry.drain_timeout_s``
 Environment: the ``IOTEDGE_*`` variables edgeAgent sets; ``EDGEINFER_STATE_DIR`` (outbox, downloaded
 models, last good config: mount a volume there), ``EDGEINFER_LOG_LEVEL`` (INFO),
 ``EDGEINFER_MODEL_MAX_BYTES`` (largest model download, default 2 GiB), ``SSL_CERT_FILE`` (extra CA
-for model downloads).
+for model downloads). The module serves /metrics, /healthz, /readyz and the status page on 127.0.0.1:9464 inside
+the container unless the local settings' ``serve:`` says otherwise (docs/observability.md).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import sys
 import threading
 
 from ..core import redact, remote
-from ..core.config import EdgeInferConfig, state_dir
+from ..core.config import EdgeInferConfig, deep_merge, state_dir, validate
 from ..core.errors import EdgeInferError
 from ..core.heap import frozen_heap
+from ..core.serve.endpoints import ANNOUNCE_FILE, Endpoints
 from ..core.session import RunSession
 from ..core.signals import StopSignals
 from .client import create_module_client, edge_identity
@@ -51,11 +53,21 @@ def main() -> int:
     root = state_dir()
     downloader = ModelDownloader(root / "azure" / "models", max_bytes, stop=stop, policy=remote.policy_of(local))
     keys = WorkloadKeys.from_environment()  # trust.decryption.iotedge_wrapped_key: unwrapped by the security daemon
+    runtime: ModuleRuntime | None = None
+    # serve: is local-only: the local settings say it all. /healthz answers from before the first twin on; the
+    # image's HEALTHCHECK finds the server through the announcement (modules/edgeinfer/healthcheck.py)
+    endpoints = Endpoints(validate(deep_merge(local, {"device_id": device_id}), "local settings").serve,
+                          lambda: runtime.service if runtime is not None else None, announce=root / ANNOUNCE_FILE)
 
     def session(config: EdgeInferConfig, transport: ModuleOutputTransport) -> RunSession:
-        return RunSession(config, transport=transport, key_source=keys)
+        made: list[RunSession] = []
+        s = RunSession(config, transport=transport, key_source=keys,
+                       extra_sinks=endpoints.sinks(lambda: made[0] if made else None))
+        made.append(s)
+        return s
 
     runtime = ModuleRuntime(client, device_id, root, downloader, service_factory=session, local=local)
+    endpoints.start()
     log.info("edgeinfer module %s on device %s starting (state in %s)", module_id, device_id, root)
     attempt = 0
     while not stop.is_set():
@@ -69,6 +81,7 @@ def main() -> int:
             stop.wait(delay)
     else:
         client.shutdown()
+        endpoints.stop()
         return 0
     log.info("running; direct methods: %s", ", ".join(runtime.methods.names))
     with frozen_heap():  # the start-up heap stays out of full collections while the module runs
@@ -76,6 +89,7 @@ def main() -> int:
             pass
     log.info("stopping")
     runtime.stop()
+    endpoints.stop()
     return 0
 
 

@@ -78,6 +78,11 @@ class ModuleRuntime:
         self._methods_ready = False
         self.methods = MethodHandlers(lambda: self._service, self._why_not_running, self.report)
 
+    @property
+    def service(self) -> RunSession | None:
+        """The run session now (None before the first configuration that runs)."""
+        return self._service
+
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, twin_timeout_s: float = 60.0) -> None:
         """Connect, apply the twin, install the handlers. Returns once the module answers methods.

@@ -1,6 +1,7 @@
 """The component: the inference service wired to the nucleus.
 
-start: read + validate the configuration -> follow the IoT Core connection -> start the service
+start: read + validate the configuration -> follow the IoT Core connection -> serve /metrics, /healthz and
+the status page on 127.0.0.1:9464 (unless the local settings say otherwise: core/serve/) -> start the service
 (telemetry = PublishToIoTCore behind the outbox, local results on pub/sub) -> watch configuration
 (validate, apply), commands, component updates, metrics -> UpdateState RUNNING. Any failure to start
 is reported as UpdateState ERRORED with the one-line reason, and the process exits non-zero so the
@@ -24,6 +25,7 @@ from awsiot.greengrasscoreipc.model import ReportedLifecycleState
 
 from ..core import remote
 from ..core.errors import EdgeInferError
+from ..core.serve.endpoints import ANNOUNCE_FILE, Endpoints
 from ..core.session import RunSession
 from .commands import CommandHandler
 from .configuration import ComponentConfig
@@ -59,6 +61,7 @@ class ComponentApp:
         self.fallback_reason: str | None = None  # why the nucleus's configuration did not start, when it did not
         self._parts: list[Any] = []
         self.stopped = threading.Event()
+        self.endpoints: Endpoints | None = None  # /metrics, /healthz, the status page (core/serve/)
 
     def start(self) -> None:
         """Everything up and RUNNING reported, or ERRORED reported and the error raised.
@@ -112,8 +115,13 @@ class ComponentApp:
     def _start_service(self, raw: dict[str, Any], watch: ConnectionWatch | None) -> None:
         cfg = self.config.validate(raw)
         logging.getLogger("edgeinfer").setLevel(cfg.log_level)
+        if self.endpoints is None:  # serve: is local-only, so the first configuration's is the device's
+            self.endpoints = Endpoints(cfg.serve, lambda: self.service,
+                                       announce=cfg.resolved_state_dir() / ANNOUNCE_FILE)
+            self.endpoints.start()  # /healthz answers while the model loads
         transport = IpcTransport(self.ipc, watch) if cfg.telemetry.transport == IpcTransport.scheme else None
-        service = self._factory(cfg, transport=transport, extra_sinks=[LocalResultsSink(self.ipc)],
+        sinks = [LocalResultsSink(self.ipc), *self.endpoints.sinks(lambda: self.service)]
+        service = self._factory(cfg, transport=transport, extra_sinks=sinks,
                                 key_source=SecretKeys(self.ipc),  # trust.decryption.greengrass_secret
                                 host_state=self.nucleus.state)  # nucleus.missing in every health event
         service.add_probation_listener(self._on_probation)
@@ -143,6 +151,11 @@ class ComponentApp:
                 log.error("pipeline stopped: %s", reason or self.service.last_error or "ended unexpectedly")
                 self.state.report(ReportedLifecycleState.ERRORED, retry=False)
                 return 1
+            alive = self.endpoints.liveness() if self.endpoints is not None else None
+            if alive is not None and alive.state == "stalled":  # what /healthz says: the nucleus restarts us
+                log.error("pipeline stalled: %s", alive.reason)
+                self.state.report(ReportedLifecycleState.ERRORED, retry=False)
+                return 1
             # "restarting" and "waiting" stay RUNNING: ERRORED would make the nucleus kill the process that is
             # recovering; the state and its reason travel in health telemetry and the status command instead
         return 0
@@ -154,6 +167,8 @@ class ComponentApp:
         self._parts = []
         self.state.close()
         left = self.service.stop(drain_timeout_s) if self.service is not None else 0
+        if self.endpoints is not None:
+            self.endpoints.stop()
         self.connection.close()
         self.stopped.set()
         return left
