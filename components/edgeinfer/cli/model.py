@@ -1,20 +1,24 @@
-"""`edgeinfer model import|inspect|verify|keygen|sign|optimize`."""
+"""`edgeinfer model import|inspect|verify|keygen|sign|optimize|encrypt`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
 from ..core.config import load_file
-from ..core.errors import EdgeInferError, ModelError
+from ..core.errors import ConfigError, EdgeInferError, ModelError
 from ..core.modelpkg import load_package
 from .common import console, setup_logging, task_progress
 from .model_crypto import encrypt as encrypt_cmd
+
+if TYPE_CHECKING:
+    from ..core.modelpkg.signing import Signer
 
 model_app = typer.Typer(no_args_is_help=True)
 
@@ -156,33 +160,83 @@ def sign(
 
     For IoT Edge, sign the package ZIP before uploading it (blob storage, the Azure ML registry): the twin's
     model.sha256 is then that of the signed ZIP."""
-    from ..core.modelpkg.signing import LocalSigner, Signer, load_private_key, sign_package
+    from ..core.modelpkg.signing import sign_package
 
     setup_logging("WARNING")
-    if (key is None) == (kms_key is None):
-        raise typer.BadParameter("give --key FILE or --kms-key KEY (one of them)", param_hint="--key")
-    signer: Signer
-    if key is not None:
-        signer = LocalSigner(load_private_key(key))
-    else:
-        from ..cloud.aws.kms import KmsSigner
-        from .aws import boto3_clients
-
-        signer = KmsSigner(boto3_clients(region, profile).kms, str(kms_key))
+    signer = _signer(key, kms_key, region, profile)
     written = sign_package(path, signer)
     console.print(f"signed: [bold]{escape(str(written))}[/] (key {signer.key_id[:16]}…)", soft_wrap=True,
                   highlight=False)
 
 
+def _signer(key: Path | None, kms_key: str | None, region: str | None, profile: str | None) -> Signer:
+    """The signer a private key file or a KMS key (exactly one of them) makes."""
+    from ..core.modelpkg.signing import LocalSigner, load_private_key
+
+    if (key is None) == (kms_key is None):
+        raise typer.BadParameter("give a private key file or a KMS key (one of them)", param_hint="--key")
+    if key is not None:
+        return LocalSigner(load_private_key(key))
+    from ..cloud.aws.kms import KmsSigner
+    from .aws import boto3_clients
+
+    return KmsSigner(boto3_clients(region, profile).kms, str(kms_key))
+
+
 @model_app.command()
 def optimize(
-    onnx: Annotated[Path, typer.Argument(help="ONNX model (or a package holding one)")],
-    out: Annotated[Path, typer.Option(help="Engine file to write (.engine/.plan)")],
-    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8")] = "fp16",
-    calibration_cache: Annotated[Path | None, typer.Option(help="int8 calibration cache")] = None,
+    package: Annotated[Path, typer.Argument(help="Model package (folder or .zip); for an engine alone, an ONNX file")],
+    out: Annotated[Path, typer.Option(help="With --to: the new package folder. Without: the engine file to write")],
+    to: Annotated[str | None, typer.Option(help="onnx-int8, onnx-fp16, tflite-int8, tensorrt-fp16 or tensorrt-int8: "
+                                           "write a new package, judged by an agreement report")] = None,
+    calibration: Annotated[str | None, typer.Option(help="Frames to calibrate on: folder, image or video file "
+                                                    "(int8 targets need them)")] = None,
+    heldout: Annotated[str | None, typer.Option(help="Frames for the agreement report (default: every 4th "
+                                                "calibration frame, held out of calibration)")] = None,
+    min_precision: Annotated[float, typer.Option(help="Reject below this precision per label")] = 0.95,
+    min_recall: Annotated[float, typer.Option(help="Reject below this recall per label")] = 0.95,
+    min_mean_iou: Annotated[float, typer.Option(help="Reject below this mean IoU of matched boxes")] = 0.85,
+    max_score_delta: Annotated[float, typer.Option(help="Reject beyond this mean |score change| per label")] = 0.1,
+    min_top1: Annotated[float, typer.Option(help="Classification: reject below this top-1 agreement")] = 0.95,
+    min_mask_iou: Annotated[float, typer.Option(help="Segmentation: reject below this mask IoU")] = 0.9,
+    accept_below: Annotated[bool, typer.Option(help="Accept a package below the thresholds (exit 0, marked "
+                                               "accepted-below)")] = False,
+    max_frames: Annotated[int, typer.Option(help="Frames read from each frame set at most")] = 200,
+    name: Annotated[str | None, typer.Option(help="New package name (default: <name>-<target>)")] = None,
+    version: Annotated[str | None, typer.Option(help="New package version (default: the source's)")] = None,
+    sign_key: Annotated[Path | None, typer.Option(help="Sign the new package with this private key")] = None,
+    kms_key: Annotated[str | None, typer.Option(help="Sign the new package with this AWS KMS key")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    precision: Annotated[str, typer.Option(help="Without --to: fp32, fp16 or int8")] = "fp16",
+    calibration_cache: Annotated[Path | None, typer.Option(help="Without --to: int8 calibration cache")] = None,
     workspace_mb: Annotated[int, typer.Option(help="Builder workspace limit (MiB)")] = 1024,
 ) -> None:
-    """Build a TensorRT engine from ONNX (needs TensorRT and an NVIDIA GPU on this machine)."""
+    """Quantise or compile a package into a new one an agreement report accepts (--to), or build a TensorRT
+    engine file from ONNX (no --to; needs TensorRT and an NVIDIA GPU). Exits 1 when the report rejects it."""
+    if to is None:
+        _engine_only(package, out, precision, calibration_cache, workspace_mb)
+        return
+    from ..core.config import one_line
+    from ..core.optimize.job import TARGETS, OptimizeOptions
+    from .model_optimize import run_optimize
+
+    setup_logging("WARNING")
+    if to not in TARGETS:
+        raise typer.BadParameter(f"{to!r} is not one of {', '.join(TARGETS)}", param_hint="--to")
+    try:
+        options = OptimizeOptions.model_validate({
+            "target": to, "calibration": calibration, "heldout": heldout, "max_frames": max_frames,
+            "accept_below": accept_below, "name": name, "version": version,
+            "thresholds": {"min_precision": min_precision, "min_recall": min_recall, "min_mean_iou": min_mean_iou,
+                           "max_score_delta": max_score_delta, "min_top1": min_top1, "min_mask_iou": min_mask_iou}})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid optimize options: {one_line(exc)}", "fix the options named") from exc
+    signer = _signer(sign_key, kms_key, None, None) if (sign_key or kms_key) else None
+    run_optimize(package, out, options, signer, as_json)
+
+
+def _engine_only(onnx: Path, out: Path, precision: str, calibration_cache: Path | None, workspace_mb: int) -> None:
+    """Build a TensorRT engine file from ONNX (or a package holding one)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     try:
