@@ -87,14 +87,18 @@ def build_aws_app(factory: ClientsFactory = boto3_clients) -> typer.Typer:
                  image: Annotated[str | None, typer.Option(help="Inference image URI, if your account requires "
                                                            "one in model packages (devices ignore it)")] = None,
                  sign_key: SignKeyOpt = None, kms_key: KmsKeyOpt = None,
+                 force: Annotated[bool, typer.Option(help="Register a package its optimize agreement report "
+                                                     "rejected")] = False,
                  ) -> None:
-        """Upload a model package (content-addressed model.tar.gz) and create a registry version."""
+        """Upload a model package (content-addressed model.tar.gz) and create a registry version. A package
+        `edgeinfer model optimize` rejected is refused unless --force."""
         from ..cloud.aws.ledger import Ledger
         from ..cloud.aws.registry import register as do_register
 
         ledger = Ledger()
         signer = package_signer(lambda: clients(ctx), sign_key, kms_key)
-        entry = do_register(clients(ctx), package, group, bucket, approval, image=image, ledger=ledger, signer=signer)
+        entry = do_register(clients(ctx), package, group, bucket, approval, image=image, ledger=ledger, signer=signer,
+                            force=force)
         signed = f", signed by key {signer.key_id[:16]}…" if signer is not None else ""
         console.print(f"[green]registered[/] {group} v{entry.version} ({entry.status}{signed})", soft_wrap=True)
         _ledger_lines(ledger.created, ledger.reused)

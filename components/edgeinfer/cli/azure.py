@@ -81,6 +81,10 @@ def manifest(
     aml_registry: Annotated[str | None, typer.Option(help="Azure ML registry to take --model-name from")] = None,
     aml_sas_env: Annotated[str | None, typer.Option(help="Variable holding a read SAS token appended to the "
                                                     "registry model's blob URL")] = None,
+    model_package: Annotated[Path | None, typer.Option(help="Model to deliver: the package .zip served at "
+                                                       "--model-uri (name, version and sha256 read from it)")] = None,
+    force: Annotated[bool, typer.Option(help="Deliver a --model-package its optimize agreement report "
+                                        "rejected")] = False,
     schemas: SchemasOpt = None,
 ) -> None:
     """Build a deployment manifest from the template and the config; it is validated before it is written."""
@@ -97,6 +101,10 @@ def manifest(
             raise ManifestError("--aml-registry needs --model-name", "name the registry model to deliver")
         model = resolve_model(ml_client(aml_registry), model_name, model_version, model_uri, model_sha256,
                               os.environ.get(aml_sas_env) if aml_sas_env else None)
+    elif model_package is not None:
+        from ..cloud.azure.package_ref import package_ref
+
+        model = package_ref(model_package, model_uri, force, model_name, model_version)
     elif any((model_name, model_version, model_uri, model_sha256)):
         model = _model(ModelRef, "model (--model-name/--model-version/--model-uri/--model-sha256)",
                        name=model_name, version=model_version, uri=model_uri, sha256=model_sha256)

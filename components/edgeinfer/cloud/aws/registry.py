@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from ...core.modelpkg import load_package, sha256_file
 from ...core.modelpkg.signing import Signer, sign_package
+from ...core.optimize.lineage import check_publishable
 from .archives import make_tarball
 from .clients import AwsClients
 from .errors import RegistryError, is_not_found
@@ -63,14 +64,16 @@ def ensure_group(sm: Any, group: str, ledger: Ledger) -> None:
 
 def register(clients: AwsClients, package: Path, group: str, bucket: str, approval: str = "PendingManualApproval",
              description: str | None = None, image: str | None = None, ledger: Ledger | None = None,
-             signer: Signer | None = None) -> RegistryPackage:
+             signer: Signer | None = None, force: bool = False) -> RegistryPackage:
     """Verify the package, upload it as model.tar.gz (content-addressed) and create a registry version. With
-    ``signer`` a copy of the package is signed first (the given folder or zip is not changed)."""
+    ``signer`` a copy of the package is signed first (the given folder or zip is not changed). A package whose
+    optimize lineage says its agreement report rejected it is refused unless ``force``."""
     if approval not in STATUSES:
         raise RegistryError(f"unknown approval status {approval!r}", f"use one of {', '.join(STATUSES)}")
     ledger = ledger or Ledger()
     pkg = load_package(package, verify=True)  # never register bytes that disagree with their manifest
     m = pkg.manifest
+    lineage = check_publishable(m, force)
     with tempfile.TemporaryDirectory(prefix="edgeinfer-register-") as tmp, reported(ledger, "register"):
         root = pkg.root
         if signer is not None:
@@ -87,7 +90,9 @@ def register(clients: AwsClients, package: Path, group: str, bucket: str, approv
             container["Image"] = image
         metadata = {"sha256": stored.sha256, "model_sha256": pkg.model_sha256, "format": m.format, "task": m.task,
                     "name": m.name, "version": m.version,
-                    **({"signed_by": signer.key_id} if signer is not None else {})}
+                    **({"signed_by": signer.key_id} if signer is not None else {}),
+                    **({"optimized_from": lineage.from_package, "optimize_method": lineage.method,
+                        "optimize_verdict": lineage.verdict} if lineage is not None else {})}
         arn = clients.sagemaker.create_model_package(
             ModelPackageGroupName=group, ModelApprovalStatus=approval,
             ModelPackageDescription=description or f"{m.name} {m.version} ({m.task}, {m.format}) via edgeinfer",
