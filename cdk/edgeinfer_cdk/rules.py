@@ -1,4 +1,5 @@
-"""IoT topic rules: every telemetry event -> the archive; alerts -> SNS and a CloudWatch metric.
+"""IoT topic rules: every telemetry event -> the archive; alerts -> SNS and a CloudWatch metric; each
+device rollback -> one datapoint of the rollout's rollback metric (rollback_rule.py).
 
 Both rules add where a message came from: ``iot_thing`` (the thing named by the topic, which the
 IoT policies bind to the publisher), ``iot_event_type`` and ``iot_client_id`` (the MQTT client that
@@ -19,6 +20,7 @@ from constructs import Construct
 
 from .config import FleetConfig
 from .grants import allow
+from .rollback_rule import METRIC_NAME_TEMPLATE, rollback_sql
 from .topics import EVENT_TYPES, TopicLayout
 
 SQL_VERSION = "2016-03-23"
@@ -84,6 +86,19 @@ class TelemetryRules(Construct):
                     metric_namespace=metric_namespace(cfg), metric_name=ALERT_METRIC, metric_value="1",
                     metric_unit="Count", role_arn=alert_role.role_arn))],
             error_action=self._error_action(alert_role)))
+
+        rollback_role = self._role("RollbackRuleRole", "device rollbacks: count them in CloudWatch")
+        allow(rollback_role, "CountRollbacks", ["cloudwatch:PutMetricData"], ["*"],
+              conditions={"StringEquals": {"cloudwatch:namespace": metric_namespace(cfg)}},
+              why="PutMetricData takes no resource; the condition limits it to the fleet's own metric namespace")
+        self.rollback_rule = iot.CfnTopicRule(self, "RollbackRule", rule_name=f"{prefix}_rollbacks",
+                                              topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
+            sql=rollback_sql(layout), aws_iot_sql_version=SQL_VERSION, rule_disabled=False,
+            description="edgeinfer health events sent at a device rollback -> the rollouts' CloudWatch metric",
+            actions=[iot.CfnTopicRule.ActionProperty(cloudwatch_metric=iot.CfnTopicRule.CloudwatchMetricActionProperty(
+                metric_namespace=metric_namespace(cfg), metric_name=METRIC_NAME_TEMPLATE, metric_value="1",
+                metric_unit="Count", role_arn=rollback_role.role_arn))],
+            error_action=self._error_action(rollback_role)))
 
     def _role(self, cid: str, purpose: str) -> iam.Role:
         """A role only AWS IoT rules of this account and region can assume (confused-deputy conditions)."""

@@ -27,6 +27,7 @@ ACKNOWLEDGED = {  # construct -> rule findings; a new one must be added here, i.
     "Iot/TokenExchangeRole": ["models/*/*/model.zip", "runtime/*"],
     "Archive/DeliveryRole": ["/delivery-errors/*", "/telemetry/*"],
     "Rules/AlertRuleRole": ["Resource::*"],
+    "Rules/RollbackRuleRole": ["Resource::*"],
     "Rollout/Failures": ["AwsSolutions-SQS3"],
     "Rollout/Role": ["Resource::*", "model-package/edgeinfer-models/*", "registry/edgeinfer-models/*/model.tar.gz",
                      "models/edgeinfer-models/*/model.zip", "edgeinfer/runtime/*",

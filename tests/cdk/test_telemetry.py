@@ -1,11 +1,16 @@
-"""Topic rules -> Firehose -> S3, alerts -> SNS + metric, failed deliveries -> the error log group."""
+"""Topic rules -> Firehose -> S3, alerts -> SNS + metric, device rollbacks -> the rollouts' metric, failed
+deliveries -> the error log group."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from .cfn import Synth, allow
 from .conftest import require_cdk
+from .iot_sql import parse_rule
 
 require_cdk()
 
@@ -43,7 +48,7 @@ def test_alert_rule_notifies_and_counts(synth: Synth) -> None:
 
 
 def test_rule_roles_are_for_iot_rules_of_this_account_and_do_one_job_each(synth: Synth) -> None:
-    for role in ("Rules/ArchiveRuleRole", "Rules/AlertRuleRole"):
+    for role in ("Rules/ArchiveRuleRole", "Rules/AlertRuleRole", "Rules/RollbackRuleRole"):
         assert synth.trust(role) == IOT_RULE_TRUST
     assert synth.statements("Rules/ArchiveRuleRole") == [
         ERROR_LOGS, allow("PutTelemetry", ["firehose:PutRecord", "firehose:PutRecordBatch"], ["<Archive/Stream.Arn>"])]
@@ -51,6 +56,56 @@ def test_rule_roles_are_for_iot_rules_of_this_account_and_do_one_job_each(synth:
         ERROR_LOGS, allow("NotifyAlerts", ["sns:Publish"], ["<Rules/Alerts>"]),
         allow("CountAlerts", ["cloudwatch:PutMetricData"], ["*"],
               {"StringEquals": {"cloudwatch:namespace": "edgeinfer/edgeinfer"}})]
+    assert synth.statements("Rules/RollbackRuleRole") == [
+        ERROR_LOGS, allow("CountRollbacks", ["cloudwatch:PutMetricData"], ["*"],
+                          {"StringEquals": {"cloudwatch:namespace": "edgeinfer/edgeinfer"}})]
+
+
+def test_rollback_rule_counts_each_device_rollback_under_the_name_the_rollout_reads(synth: Synth) -> None:
+    props = synth.props("Rules/RollbackRule")
+    assert props["RuleName"] == "edgeinfer_rollbacks"
+    payload = props["TopicRulePayload"]
+    assert payload["Sql"] == (
+        "SELECT model.name AS model_name, get(run.rollback, 'from') AS rolled_back_from, topic(2) AS iot_thing, "
+        "clientid() AS iot_client_id FROM 'edgeinfer/+/health' WHERE cause = 'rollback' "
+        "AND NOT isUndefined(model.name) AND NOT isUndefined(get(run.rollback, 'from'))")
+    assert payload["AwsIotSqlVersion"] == "2016-03-23" and payload["RuleDisabled"] is False
+    role = "<Rules/RollbackRuleRole.Arn>"
+    # the engine reads rollback_metric(model, version) = RolledBack/<model>/<version> in edgeinfer/<fleet>
+    assert payload["Actions"] == [{"CloudwatchMetric": {
+        "MetricName": "RolledBack/${model.name}/${get(run.rollback, 'from')}", "MetricNamespace": "edgeinfer/edgeinfer",
+        "MetricUnit": "Count", "MetricValue": "1", "RoleArn": role}}]
+    assert payload["ErrorAction"] == {"CloudwatchLogs": {"LogGroupName": "<Rules/RuleErrors>", "RoleArn": role}}
+
+
+def _api(node: Any, key: str = "") -> Any:
+    """A synthesised TopicRulePayload in the IoT API's own shape (camelCase keys, references made concrete)."""
+    if isinstance(node, dict):
+        return {k[0].lower() + k[1:]: _api(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_api(v, key) for v in node]
+    if isinstance(node, str) and node.startswith("<"):
+        return "arn:aws:iam::123456789012:role/rule" if key.endswith("Arn") else "resolved-name"
+    return node
+
+
+def test_every_rule_is_accepted_by_the_iot_api_and_parses_as_iot_sql(synth: Synth) -> None:
+    """botocore validates each synthesised payload against IoT's CreateTopicRule model (moto stores it); the
+    strict local IoT SQL reader (tests/cdk/iot_sql.py) parses each statement."""
+    pytest.importorskip("moto", reason="moto (dev extra) stands in for IoT")
+    import boto3
+    from moto import mock_aws
+
+    rules = {synth.props(p)["RuleName"]: synth.props(p)["TopicRulePayload"]
+             for p in synth.of_type("AWS::IoT::TopicRule")}
+    assert sorted(rules) == ["edgeinfer_alerts", "edgeinfer_rollbacks", "edgeinfer_telemetry_archive"]
+    with mock_aws():
+        iot = boto3.client("iot", region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t")
+        for name, payload in rules.items():
+            parse_rule(payload["Sql"])
+            iot.create_topic_rule(ruleName=name, topicRulePayload=_api(payload))
+            got = iot.get_topic_rule(ruleName=name)["rule"]
+            assert got["sql"] == payload["Sql"] and got["actions"] == _api(payload)["actions"], name
 
 
 def test_alerts_topic_is_encrypted_and_tls_only(synth: Synth) -> None:
