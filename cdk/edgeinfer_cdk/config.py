@@ -6,12 +6,18 @@ independent fleet in the same account. Values are checked here, before any resou
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from edgeinfer.core.config import one_line
 from edgeinfer.core.telemetry.config import TelemetryConfig
+
+from .rollout_lambda.plan import RolloutSettings
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -38,6 +44,9 @@ class FleetConfig:
     disk_spooler_version: str = "1.0.6"
     spooler_max_bytes: int = 16 * 1024 * 1024
     baseline_deployment: bool = False
+    #: the rollout plan an approval starts (cdk.json ``rollout``: rings, health, aws, advance_every_minutes);
+    #: rings default to canary (<fleet>-canary, 1 h soak) -> fleet (thing_group)
+    rollout: RolloutSettings | None = None
 
     def __post_init__(self) -> None:
         defaults = {"thing_group": f"{self.fleet}-fleet", "core_thing_prefix": f"{self.fleet}-",
@@ -45,7 +54,19 @@ class FleetConfig:
         for key, value in defaults.items():
             if not getattr(self, key):
                 object.__setattr__(self, key, value)
+        if self.rollout is None:
+            object.__setattr__(self, "rollout", parse_rollout({}, self.default_rings()))
         self._check()
+
+    def default_rings(self) -> list[dict[str, Any]]:
+        return [{"name": "canary", "target": f"{self.fleet}-canary", "soak_s": 3600},
+                {"name": "fleet", "target": self.thing_group, "soak_s": 0}]
+
+    @property
+    def plan(self) -> RolloutSettings:
+        """The rollout plan template (always set after construction)."""
+        assert self.rollout is not None
+        return self.rollout
 
     def _check(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -63,6 +84,10 @@ class FleetConfig:
         for key, ok, want in checks:
             if not ok:
                 raise ConfigError(f"context {key}={getattr(self, key)!r} is not usable: expected {want}")
+        for ring in self.plan.rings:
+            if not THING_GROUP.match(ring.target):
+                raise ConfigError(f"context rollout: ring {ring.name} target {ring.target!r} is not a thing group name "
+                                  "(letters, digits, ':', '_' or '-')")
         try:
             TelemetryConfig(topic=self.telemetry_topic)
         except ValueError as exc:
@@ -77,10 +102,28 @@ class FleetConfig:
             raw = get(name)
             if raw is None or raw == "":
                 continue
-            values[name] = _coerce(name, raw, field.default)
+            values[name] = raw if name == "rollout" else _coerce(name, raw, field.default)
+        if "rollout" in values:
+            rings = cls(**{k: v for k, v in values.items() if k != "rollout"}).default_rings()
+            values["rollout"] = parse_rollout(values["rollout"], rings)
         values.setdefault("region", env.get("CDK_DEFAULT_REGION"))
         values.setdefault("account", env.get("CDK_DEFAULT_ACCOUNT"))
         return cls(**values)
+
+
+def parse_rollout(raw: Any, default_rings: list[dict[str, Any]]) -> RolloutSettings:
+    """Context ``rollout``: a JSON object (cdk.json) or its text (``-c rollout='{...}'``); rings default."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(data, dict):
+            raise ConfigError(f"context rollout={raw!r} is not a JSON object (keys: rings, health, aws, "
+                              "advance_every_minutes; docs/cdk.md)")
+        return RolloutSettings.model_validate({"rings": default_rings, **data})
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"context rollout is not JSON: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"context rollout is not a usable rollout plan: {one_line(exc)} (docs/rollouts.md "
+                          "lists the keys)") from exc
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

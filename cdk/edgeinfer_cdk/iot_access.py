@@ -1,4 +1,5 @@
-"""Who the devices are and what they may do: the thing group, the IoT policies, the token exchange role.
+"""Who the devices are and what they may do: the thing group (and the rollout rings' groups), the IoT
+policies, the token exchange role.
 
 The Greengrass installer takes these names: ``--thing-group-name``, ``--thing-policy-name`` (the core
 policy), ``--tes-role-name`` / ``--tes-role-alias-name``; see docs/cdk.md. The token exchange role
@@ -36,6 +37,13 @@ class IotAccess(Construct):
             thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
                 thing_group_description=f"edgeinfer fleet {cfg.fleet}: Greengrass cores that run edgeinfer"))
         self.thing_group_arn = arn("thinggroup", cfg.thing_group)
+        # the rollout's rings (e.g. <fleet>-canary): their own groups, disjoint from the fleet group by the operator
+        self.ring_groups = [iot.CfnThingGroup(
+            self, f"Ring-{ring.name}", thing_group_name=ring.target,
+            thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
+                thing_group_description=f"edgeinfer fleet {cfg.fleet}: rollout ring {ring.name}"))
+            for ring in cfg.plan.rings if ring.target != cfg.thing_group]
+        self.ring_group_arns = [arn("thinggroup", ring.target) for ring in cfg.plan.rings]
 
         self.token_exchange_role = iam.Role(
             self, "TokenExchangeRole", assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com"),

@@ -1,10 +1,13 @@
-"""Model rollout: SageMaker model package approved -> EventBridge -> Lambda -> publish + deploy.
+"""Model rollout: SageMaker model package approved -> EventBridge -> Lambda -> publish + the rollout plan's
+first ring; an EventBridge schedule -> the same Lambda -> advance the rollout in flight.
 
-The Lambda runs the project's own ``edgeinfer.cloud.aws.publish`` and ``deploy`` (bundled at synth
-time, see bundling.py) with exactly the permissions those calls need: read this group's registry,
-write this model's component artifacts, create this model's and the inference component's versions,
-and deploy to the fleet's thing group. One rollout at a time (reserved concurrency 1); a failed one
-is retried once, then lands in the failure queue.
+The Lambda runs the project's own ``edgeinfer.cloud.aws.publish`` and rollout engine (``cloud/rollout`` with
+``cloud/aws/rollout.py``, exactly what ``edgeinfer aws rollout start|advance`` run; bundled at synth time, see
+bundling.py) with exactly the permissions those calls need: read this group's registry, write this model's
+component artifacts, create this model's and the inference component's versions, deploy to the rings' thing
+groups, read each ring's IoT job and the devices' rollback metric, cancel, revert and tag an aborted ring's
+deployment. One invocation at a time (reserved concurrency 1), so an approval and an advance never race; a
+failed one is retried once, then lands in the failure queue.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from edgeinfer.cloud.aws.rollout import ABORTED_TAG, MODEL_NAME_TAG, PREVIOUS_TAG, RING_TAG, ROLLOUT_TAG
 from edgeinfer.greengrass import INFERENCE_COMPONENT, model_component_name
 
 from . import s3_layout
@@ -32,16 +36,17 @@ from .config import FleetConfig
 from .grants import allow
 from .nag import acknowledge
 from .rollout_lambda.event import APPROVED, DETAIL_TYPE, SOURCE
+from .rules import metric_namespace
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-TIMEOUT = Duration.minutes(10)  # download, verify, re-zip and upload a model package; then two API calls
+TIMEOUT = Duration.minutes(10)  # download, verify, re-zip and upload a model package; then the first ring
 MEMORY_MB = 1024
 EPHEMERAL = Size.gibibytes(2)  # /tmp holds the tarball, the unpacked package and the ZIP at once
 
 
 class ModelRollout(Construct):
-    def __init__(self, scope: Construct, cid: str, cfg: FleetConfig, artifacts: s3.IBucket, thing_group_arn: str,
+    def __init__(self, scope: Construct, cid: str, cfg: FleetConfig, artifacts: s3.IBucket, ring_group_arns: list[str],
                  baseline: dict[str, dict[str, Any]]) -> None:
         super().__init__(scope, cid)
         self.model_package_group = sagemaker.CfnModelPackageGroup(
@@ -58,19 +63,20 @@ class ModelRollout(Construct):
         self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
                                        removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description="edgeinfer rollout: publish approved models and deploy them to the fleet")
+                             description="edgeinfer rollout: publish approved models and roll them out ring by ring")
         self.function = lambda_.Function(
             self, "Function", runtime=RUNTIME, architecture=ARCHITECTURE, handler=HANDLER,
             code=rollout_code(RUNTIME, ARCHITECTURE), role=self.role, timeout=TIMEOUT, memory_size=MEMORY_MB,
             ephemeral_storage_size=EPHEMERAL, reserved_concurrent_executions=1, log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON, application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            description="edgeinfer: SageMaker approval -> edgeinfer aws publish + deploy",
+            description="edgeinfer: SageMaker approval -> publish + rollout start; schedule -> rollout advance",
             environment={"EDGEINFER_BUCKET": artifacts.bucket_name, "EDGEINFER_MODEL_GROUP": cfg.model_package_group,
-                         "EDGEINFER_THING_GROUP": cfg.thing_group,
+                         "EDGEINFER_METRICS_NAMESPACE": metric_namespace(cfg),
+                         "EDGEINFER_ROLLOUT": cfg.plan.model_dump_json(),
                          "EDGEINFER_BASELINE": json.dumps(baseline, separators=(",", ":"), sort_keys=True)},
             retry_attempts=1, max_event_age=Duration.hours(6),
             on_failure=destinations.SqsDestination(self.failures))
-        self._grant(cfg, artifacts, thing_group_arn)
+        self._grant(cfg, artifacts, ring_group_arns)
         self.rule = events.Rule(self, "ApprovedRule", description=f"{cfg.model_package_group}: version approved",
                                 event_pattern=events.EventPattern(
                                     source=[SOURCE], detail_type=[DETAIL_TYPE],
@@ -78,9 +84,15 @@ class ModelRollout(Construct):
                                             "ModelApprovalStatus": [APPROVED]}))
         self.rule.add_target(targets.LambdaFunction(self.function, retry_attempts=4,
                                                     dead_letter_queue=self.failures))
+        every = cfg.plan.advance_every_minutes
+        self.schedule = events.Rule(self, "AdvanceSchedule", schedule=events.Schedule.rate(Duration.minutes(every)),
+                                    description=f"{cfg.model_package_group}: advance the rollout in flight")
+        # the next tick is the retry: an advance that could not be delivered is not sent again
+        self.schedule.add_target(targets.LambdaFunction(self.function, retry_attempts=0,
+                                                        dead_letter_queue=self.failures))
 
-    def _grant(self, cfg: FleetConfig, artifacts: s3.IBucket, thing_group_arn: str) -> None:
-        """Exactly what ``publish`` + ``deploy`` call, on this fleet's resources only."""
+    def _grant(self, cfg: FleetConfig, artifacts: s3.IBucket, ring_group_arns: list[str]) -> None:
+        """Exactly what ``publish`` and the rollout engine call, on this fleet's resources only."""
         stack = Stack.of(self)
         group, role = cfg.model_package_group, self.role
         model = model_component_name(group)
@@ -116,17 +128,32 @@ class ModelRollout(Construct):
         allow(role, "ReadRecipes", ["greengrass:GetComponent"],
               [component(f"{name}:versions:*") for name in (model, INFERENCE_COMPONENT)],
               why="versions are made per registry version; only this model's and the inference component's")
-        # deploy.current_deployment / create, and what CreateDeployment does on the caller's behalf
+        # deploy.current_deployment / create (each ring; an abort's revert), rollout._find (each ring's deployments),
+        # and what CreateDeployment does on the caller's behalf
+        deployments = arn("greengrass", "deployments", "*", ArnFormat.COLON_RESOURCE_NAME)
         allow(role, "Deploy", ["greengrass:CreateDeployment", "greengrass:ListDeployments"], ["*"],
               why="neither action takes a resource in IAM (a deployment's id is made by the call); where it can go "
-                  "is limited by iot:CreateJob below to the fleet's thing group")
-        allow(role, "ReadDeployments", ["greengrass:GetDeployment"],
-              [arn("greengrass", "deployments", "*", ArnFormat.COLON_RESOURCE_NAME)],
+                  "is limited by iot:CreateJob below to the rollout rings' thing groups")
+        allow(role, "ReadDeployments", ["greengrass:GetDeployment"], [deployments],
               why="deployment ids are made by Greengrass; reading one reveals only component names and versions")
-        allow(role, "DeploymentTarget", ["iot:DescribeThingGroup", "iot:CreateJob"], [thing_group_arn])
+        # rollout.abort_ring: stop a failing ring's deployment (its IoT job), then record why on it
+        allow(role, "AbortRing", ["greengrass:CancelDeployment"], [deployments],
+              why="deployment ids are made by Greengrass at run time and CancelDeployment has no condition keys; "
+                  "the engine cancels only a ring deployment of its own rollout that it judged failing")
+        allow(role, "TagRolloutDeployments", ["greengrass:TagResource"], [deployments],
+              conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [
+                  ROLLOUT_TAG, RING_TAG, PREVIOUS_TAG, MODEL_NAME_TAG, ABORTED_TAG]}},
+              why="deployment ids are made by Greengrass at run time; the condition allows the rollout's own tag "
+                  "keys only (the abort mark and the tags a ring's deployment is created with)")
+        allow(role, "DeploymentTarget", ["iot:DescribeThingGroup", "iot:CreateJob"], ring_group_arns)
         allow(role, "DeploymentJobs", ["iot:CreateJob", "iot:DescribeJob", "iot:UpdateJob", "iot:CancelJob"],
               [arn("iot", "job", "*")],
-              why="Greengrass names the IoT job behind each deployment at run time")
+              why="Greengrass names the IoT job behind each deployment at run time; the rollout reads each ring's "
+                  "job (DescribeJob process details) and a cancelled deployment cancels its job")
+        # rollbacks.CloudWatchRollbacks: one statistic of the devices' rollback metric per ring
+        allow(role, "ReadRollbacks", ["cloudwatch:GetMetricStatistics"], ["*"],
+              why="GetMetricStatistics supports no resource-level permissions and no condition keys; it only reads "
+                  "metric statistics (the engine reads the fleet's RolledBack/* metric)")
         allow(role, "DeploymentDevices", ["iot:DescribeThing", "iot:GetThingShadow", "iot:UpdateThingShadow",
                                           "iot:DeleteThingShadow"],
               [arn("iot", "thing", f"{cfg.core_thing_prefix}*")],

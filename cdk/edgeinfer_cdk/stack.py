@@ -30,9 +30,10 @@ class FleetStack(Stack):
         self.rules = TelemetryRules(self, "Rules", cfg, layout, self.archive.stream.attr_arn, self.archive.stream.ref)
         if cfg.alert_email:
             self.rules.alerts.add_subscription(subscriptions.EmailSubscription(cfg.alert_email))
-        self.rollout = ModelRollout(self, "Rollout", cfg, self.storage.artifacts, self.iot.thing_group_arn,
+        self.rollout = ModelRollout(self, "Rollout", cfg, self.storage.artifacts, self.iot.ring_group_arns,
                                     baseline_components(cfg))
-        self.rollout.node.add_dependency(self.iot.thing_group)
+        for group in (self.iot.thing_group, *self.iot.ring_groups):
+            self.rollout.node.add_dependency(group)
         if cfg.baseline_deployment:
             baseline = BaselineDeployment(self, "Baseline", cfg, self.iot.thing_group_arn)
             baseline.node.add_dependency(self.iot.thing_group)
@@ -51,6 +52,7 @@ class FleetStack(Stack):
             "AlertsTopic": self.rules.alerts.topic_arn,
             "RolloutFunction": self.rollout.function.function_name,
             "RolloutFailures": self.rollout.failures.queue_url,
+            "RolloutRings": " -> ".join(f"{r.name}={r.target}" for r in self.cfg.plan.rings),
         }
         for name, value in values.items():
             CfnOutput(self, name, value=value)

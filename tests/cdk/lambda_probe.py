@@ -4,7 +4,8 @@
 in the asset), every module in BLOCKED (what the asset leaves out) raises ImportError, AWS is moto
 plus the project's Greengrass v2 fake. The story: an operator registered and approved v1, published
 it with the runtime wheelhouse and deployed it; then v2 is registered and approved, and the
-EventBridge event reaches the handler. Prints the handler's answer and the resulting deployment.
+EventBridge event reaches the handler, which starts the rollout (canary ring); then a scheduled event
+advances it (nothing to do yet). Prints the handler's answers and the resulting deployments.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-REGION, BUCKET, GROUP, THING_GROUP = "eu-west-1", "edgeinfer-probe-artifacts", "faces", "probe-fleet"
+REGION, BUCKET, GROUP = "eu-west-1", "edgeinfer-probe-artifacts", "faces"
+CANARY, FLEET = "probe-canary", "probe-fleet"
+SCHEDULE = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 BASELINE = {"aws.greengrass.Nucleus": {"componentVersion": "2.15.1", "configurationUpdate": {
     "merge": '{"mqtt":{"spooler":{"storageType":"Disk","pluginName":"aws.greengrass.DiskSpooler"}}}'}},
     "aws.greengrass.DiskSpooler": {"componentVersion": "1.0.6"}}
@@ -38,6 +41,7 @@ def main(package: Path, blocked: set[str]) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
     from rollout_lambda.handler import Settings, rollout
+    from rollout_lambda.plan import RolloutSettings
 
     from edgeinfer.cloud.aws import registry
     from edgeinfer.cloud.aws.clients import AwsClients
@@ -52,20 +56,32 @@ def main(package: Path, blocked: set[str]) -> dict[str, Any]:
         s3, iot, sts = session.client("s3"), session.client("iot"), session.client("sts")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         aws = AwsClients(s3=s3, sagemaker=session.client("sagemaker"), iot=iot, sts=sts, region=REGION,
-                         greengrass=FakeGreengrassV2(s3, iot, REGION, sts.get_caller_identity()["Account"]))
-        add_core_device(aws, "probe-core-1", THING_GROUP)
+                         greengrass=FakeGreengrassV2(s3, iot, REGION, sts.get_caller_identity()["Account"]),
+                         cloudwatch=session.client("cloudwatch"))
+        add_core_device(aws, "probe-core-1", CANARY)
+        add_core_device(aws, "probe-core-2", FLEET)
         registry.register(aws, package, GROUP, BUCKET, approval="Approved")  # v1, by the operator
         publish(aws, GROUP, BUCKET, runtime_dir=runtime_dir(Path(tmp)))
-        first = create(aws, plan(aws, THING_GROUP, GROUP, kind="thinggroup"))
+        first = create(aws, plan(aws, CANARY, GROUP, kind="thinggroup"), name="v1")
+        create(aws, plan(aws, FLEET, GROUP, kind="thinggroup"), name="v1")
         v2 = registry.register(aws, package, GROUP, BUCKET)
         registry.approve(aws, GROUP, v2.version)
         event = {"source": "aws.sagemaker", "detail-type": "SageMaker Model Package State Change",
                  "detail": {"ModelPackageGroupName": GROUP, "ModelPackageVersion": v2.version,
                             "ModelApprovalStatus": "Approved", "ModelPackageArn": v2.arn}}
-        answer = rollout(event, Settings(BUCKET, GROUP, THING_GROUP, BASELINE), aws)
-        deployment = aws.greengrass.get_deployment(deploymentId=answer["deploymentId"])
-        return {"answer": answer, "first": first.deployment_id, "components": deployment["components"],
+        rings = RolloutSettings(rings=[{"name": "canary", "target": CANARY}, {"name": "fleet", "target": FLEET}])
+        settings = Settings(BUCKET, GROUP, "edgeinfer/probe", rings, BASELINE)
+        answer = rollout(event, settings, aws)
+        canary = answer["rings"][0]["deployment"]
+        tick = rollout(SCHEDULE, settings, aws)
+        fleet_arn = iot.describe_thing_group(thingGroupName=FLEET)["thingGroupArn"]
+        latest = aws.greengrass.list_deployments(targetArn=fleet_arn)["deployments"]
+        return {"answer": answer, "first": first.deployment_id,
+                "components": aws.greengrass.get_deployment(deploymentId=canary)["components"],
                 "previous": aws.greengrass.get_deployment(deploymentId=first.deployment_id)["deploymentStatus"],
+                "fleet_latest": latest[0]["deploymentName"],
+                "tick": {"rollout": tick["rollout"], "actions": tick["actions"],
+                         "states": [r["state"] for r in tick["rings"]]},
                 "blocked_loaded": sorted(n for n in sys.modules if n.split(".")[0] in blocked)}
 
 

@@ -1,4 +1,5 @@
-"""SageMaker approval -> EventBridge -> the rollout Lambda: wiring, permissions, and the asset it ships."""
+"""SageMaker approval / the advance schedule -> EventBridge -> the rollout Lambda: wiring, the rings' thing
+groups, permissions, and the asset it ships."""
 
 from __future__ import annotations
 
@@ -32,6 +33,25 @@ def test_model_package_group_and_approval_rule(synth: Synth) -> None:
                                 "RetryPolicy": {"MaximumRetryAttempts": 4}}]
 
 
+def test_a_schedule_advances_the_rollout_in_flight(synth: Synth) -> None:
+    rule = synth.props("Rollout/AdvanceSchedule")
+    assert rule["ScheduleExpression"] == "rate(5 minutes)" and rule["State"] == "ENABLED"
+    assert rule["Targets"] == [{"Arn": "<Rollout/Function.Arn>", "Id": "Target0",
+                                "DeadLetterConfig": {"Arn": "<Rollout/Failures.Arn>"},
+                                "RetryPolicy": {"MaximumRetryAttempts": 0}}]
+    permissions = {synth.text(synth.template["Resources"][synth.lid(p)]["Properties"]["SourceArn"])
+                   for p in synth.of_type("AWS::Lambda::Permission")}
+    assert permissions == {"<Rollout/ApprovedRule.Arn>", "<Rollout/AdvanceSchedule.Arn>"}
+
+
+def test_the_rings_are_thing_groups_the_stack_makes(synth: Synth) -> None:
+    assert synth.of_type("AWS::IoT::ThingGroup") == ["Iot/Ring-canary", "Iot/ThingGroup"]
+    assert synth.props("Iot/Ring-canary")["ThingGroupName"] == "edgeinfer-canary"
+    outputs = synth.template["Outputs"]
+    assert next(o["Value"] for k, o in outputs.items() if k.startswith("RolloutRings")) == \
+        "canary=edgeinfer-canary -> fleet=edgeinfer-fleet"
+
+
 def test_function_runs_the_bundled_handler_one_rollout_at_a_time(synth: Synth) -> None:
     fn = synth.props("Rollout/Function")
     assert fn["Handler"] == "rollout_lambda.handler.handle"
@@ -41,7 +61,11 @@ def test_function_runs_the_bundled_handler_one_rollout_at_a_time(synth: Synth) -
     assert fn["Role"] == "<Rollout/Role.Arn>"
     env = fn["Environment"]["Variables"]
     assert env["EDGEINFER_BUCKET"] == "<Storage/Artifacts>"
-    assert (env["EDGEINFER_MODEL_GROUP"], env["EDGEINFER_THING_GROUP"]) == ("edgeinfer-models", "edgeinfer-fleet")
+    assert (env["EDGEINFER_MODEL_GROUP"], env["EDGEINFER_METRICS_NAMESPACE"]) == ("edgeinfer-models",
+                                                                                 "edgeinfer/edgeinfer")
+    assert json.loads(env["EDGEINFER_ROLLOUT"]) == FleetConfig().plan.model_dump(mode="json")
+    assert [r["target"] for r in json.loads(env["EDGEINFER_ROLLOUT"])["rings"]] == ["edgeinfer-canary",
+                                                                                   "edgeinfer-fleet"]
     assert json.loads(env["EDGEINFER_BASELINE"]) == baseline_components(FleetConfig())
     invoke = synth.props("Rollout/Function/EventInvokeConfig")
     assert invoke["MaximumRetryAttempts"] == 1
@@ -54,12 +78,13 @@ def test_failure_queue_is_encrypted_and_tls_only(synth: Synth) -> None:
     deny = [s for s in policy if s["Effect"] == "Deny"]
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     allowed = [s for s in policy if s["Effect"] == "Allow"]  # EventBridge may deliver undeliverable events, no one else
-    assert [(s["Principal"], s["Action"]) for s in allowed] == [({"Service": "events.amazonaws.com"},
-                                                                "sqs:SendMessage")]
-    assert allowed[0]["Condition"] == {"ArnEquals": {"aws:SourceArn": "<Rollout/ApprovedRule.Arn>"}}
+    assert [(s["Principal"], s["Action"]) for s in allowed] == 2 * [({"Service": "events.amazonaws.com"},
+                                                                    "sqs:SendMessage")]
+    assert [s["Condition"] for s in allowed] == [{"ArnEquals": {"aws:SourceArn": f"<Rollout/{rule}.Arn>"}}
+                                                 for rule in ("ApprovedRule", "AdvanceSchedule")]
 
 
-def test_lambda_role_has_exactly_what_publish_and_deploy_call(synth: Synth) -> None:
+def test_lambda_role_has_exactly_what_publish_and_the_rollout_call(synth: Synth) -> None:
     assert synth.trust("Rollout/Role") == [{"Action": "sts:AssumeRole", "Effect": "Allow",
                                             "Principal": {"Service": "lambda.amazonaws.com"}}]
     statements = synth.statements("Rollout/Role")
@@ -84,20 +109,28 @@ def test_lambda_role_has_exactly_what_publish_and_deploy_call(synth: Synth) -> N
                                                             f"{GG}:components:com.edgeinfer.Inference:versions:*"]),
         allow("Deploy", ["greengrass:CreateDeployment", "greengrass:ListDeployments"], ["*"]),
         allow("ReadDeployments", ["greengrass:GetDeployment"], [f"{GG}:deployments:*"]),
+        allow("AbortRing", ["greengrass:CancelDeployment"], [f"{GG}:deployments:*"]),
+        allow("TagRolloutDeployments", ["greengrass:TagResource"], [f"{GG}:deployments:*"],
+              {"ForAllValues:StringEquals": {"aws:TagKeys": [
+                  "edgeinfer:rollout", "edgeinfer:ring", "edgeinfer:previous", "edgeinfer:model-name",
+                  "edgeinfer:aborted"]}}),
         allow("DeploymentTarget", ["iot:CreateJob", "iot:DescribeThingGroup"],
-              ["arn:aws:iot:REGION:ACCOUNT:thinggroup/edgeinfer-fleet"]),
+              ["arn:aws:iot:REGION:ACCOUNT:thinggroup/edgeinfer-canary",
+               "arn:aws:iot:REGION:ACCOUNT:thinggroup/edgeinfer-fleet"]),
         allow("DeploymentJobs", ["iot:CancelJob", "iot:CreateJob", "iot:DescribeJob", "iot:UpdateJob"],
               ["arn:aws:iot:REGION:ACCOUNT:job/*"]),
+        allow("ReadRollbacks", ["cloudwatch:GetMetricStatistics"], ["*"]),
         allow("DeploymentDevices", ["iot:DeleteThingShadow", "iot:DescribeThing", "iot:GetThingShadow",
                                     "iot:UpdateThingShadow"], ["arn:aws:iot:REGION:ACCOUNT:thing/edgeinfer-*"]),
     ]
     assert statements == expected
-    # the only write actions: one model's artifacts, two components' versions, deployments (jobs) to one group
+    # the only write actions: one model's artifacts, two components' versions, deployments (jobs) to the rings'
+    # groups, cancelling and marking the rollout's own deployments
     writes = {a for s in statements for a in s["Action"] if a.split(":")[1].startswith(("Create", "Put", "Update",
                                                                                         "Delete", "Cancel"))}
     assert writes == {"logs:CreateLogStream", "logs:PutLogEvents", "s3:PutObject", "greengrass:CreateComponentVersion",
-                      "greengrass:CreateDeployment", "iot:CreateJob", "iot:UpdateJob", "iot:CancelJob",
-                      "iot:UpdateThingShadow", "iot:DeleteThingShadow"}
+                      "greengrass:CreateDeployment", "greengrass:CancelDeployment", "iot:CreateJob", "iot:UpdateJob",
+                      "iot:CancelJob", "iot:UpdateThingShadow", "iot:DeleteThingShadow"}
 
 
 def _asset(synth: Synth) -> Path:

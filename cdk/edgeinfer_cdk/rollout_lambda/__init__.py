@@ -1,4 +1,5 @@
-"""The rollout Lambda's own code: a SageMaker approval event -> ``edgeinfer aws publish`` + ``deploy``.
+"""The rollout Lambda's own code: a SageMaker approval -> ``edgeinfer aws publish`` + ``rollout start``; a schedule
+-> ``rollout advance``.
 
 Bundled at synth time next to the project's ``edgeinfer`` package (never a copy in the repository).
 Only relative imports inside this package, so it runs as ``rollout_lambda`` in the Lambda and as

@@ -1,4 +1,5 @@
-"""The EventBridge event this Lambda acts on: a SageMaker model package reaching ``Approved``."""
+"""The EventBridge events this Lambda acts on: a SageMaker model package reaching ``Approved``, and the
+schedule that advances the rollout in flight."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 SOURCE = "aws.sagemaker"
 DETAIL_TYPE = "SageMaker Model Package State Change"
 APPROVED = "Approved"
+SCHEDULE_SOURCE, SCHEDULE_DETAIL_TYPE = "aws.events", "Scheduled Event"
 
 
 class NotForUs(ValueError):
@@ -34,3 +36,8 @@ class Approval:
         except (KeyError, TypeError, ValueError) as exc:
             raise NotForUs(f"no usable ModelPackageVersion in {detail!r}") from exc
         return cls(group=group, version=version, arn=str(detail.get("ModelPackageArn", "")))
+
+
+def is_schedule(event: dict[str, Any]) -> bool:
+    """An EventBridge schedule rule's event (what the stack's advance schedule sends)."""
+    return event.get("source") == SCHEDULE_SOURCE and event.get("detail-type") == SCHEDULE_DETAIL_TYPE
