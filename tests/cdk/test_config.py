@@ -36,10 +36,26 @@ def test_context_strings_are_coerced_and_cli_region_wins_over_the_default() -> N
     ({"nucleus_version": "2.15"}, "nucleus_version"), ({"spooler_max_bytes": "10"}, "spooler_max_bytes"),
     ({"baseline_deployment": "maybe"}, "baseline_deployment"),
     ({"telemetry_topic": "edgeinfer/{device}/#/{type}"}, "telemetry_topic"),
+    ({"rollout": "{not json"}, "rollout"), ({"rollout": "[1]"}, "rollout"),
+    ({"rollout": {"rings": []}}, "rollout"), ({"rollout": {"advance_every_minutes": 0}}, "rollout"),
+    ({"rollout": {"rings": [{"name": "a", "target": "g"}, {"name": "b", "target": "g"}]}}, "rollout"),
+    ({"rollout": {"rings": [{"name": "a", "target": "not a group"}]}}, "rollout"),
+    ({"rollout": {"health": {"max_rolled_back_pct": 101}}}, "rollout"), ({"rollout": {"soak": 1}}, "rollout"),
 ])
 def test_unusable_context_is_refused_naming_the_key(context: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         FleetConfig.from_context(context.get)
+
+
+def test_the_rollout_plan_comes_from_context_with_rings_derived_from_the_fleet() -> None:
+    cfg = FleetConfig.from_context({"fleet": "plant7", "rollout": '{"advance_every_minutes": 15, '
+                                    '"health": {"max_rolled_back_pct": 2}}'}.get)
+    assert [(r.name, r.target) for r in cfg.plan.rings] == [("canary", "plant7-canary"), ("fleet", "plant7-fleet")]
+    assert (cfg.plan.advance_every_minutes, cfg.plan.health.max_rolled_back_pct) == (15, 2)
+    rings = [{"name": "lab", "target": "plant7-lab", "soak_s": 600}, {"name": "all", "target": "plant7-fleet"}]
+    cfg = FleetConfig.from_context({"fleet": "plant7", "rollout": {"rings": rings}}.get)
+    assert [(r.name, r.target, r.soak_s) for r in cfg.plan.rings] == [("lab", "plant7-lab", 600),
+                                                                      ("all", "plant7-fleet", 3600)]
 
 
 def test_topic_levels_follow_the_template() -> None:
