@@ -25,6 +25,8 @@ class _Groups(LazyGroup):
         "aws": LazyApp("edgeinfer.cli.aws", "aws_app",
                        "SageMaker registry -> Greengrass components -> deployments (boto3)."),
         "azure": LazyApp("edgeinfer.cli.azure", "azure_app", "IoT Edge deployment manifests and IoT Hub deployments."),
+        "captures": LazyApp("edgeinfer.cli.captures", "captures_app",
+                            "List and download the frames devices captured for labelling (S3, Azure Blob)."),
     })
 
 
