@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 BENCHES = ("bench_pipeline.py", "bench_cold_start.py", "bench_idle.py", "bench_outbox.py", "bench_publish.py",
-           "bench_alert.py", "bench_faults.py")
+           "bench_alert.py", "bench_faults.py", "bench_optimize.py")
 
 
 def main() -> int:
