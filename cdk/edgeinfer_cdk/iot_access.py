@@ -3,7 +3,8 @@ policies, the token exchange role.
 
 The Greengrass installer takes these names: ``--thing-group-name``, ``--thing-policy-name`` (the core
 policy), ``--tes-role-name`` / ``--tes-role-alias-name``; see docs/cdk.md. The token exchange role
-may read component artifacts (model ZIPs, runtime wheelhouses) and nothing else.
+may read component artifacts (model ZIPs, runtime wheelhouses) and write the data loop's captures (frames for
+labelling, under ``captures/``), and nothing else.
 """
 
 from __future__ import annotations
@@ -47,11 +48,16 @@ class IotAccess(Construct):
 
         self.token_exchange_role = iam.Role(
             self, "TokenExchangeRole", assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com"),
-            description="Greengrass token exchange role: devices read component artifacts, nothing else")
+            description="Greengrass token exchange role: devices read component artifacts and write captures/")
         allow(self.token_exchange_role, "ReadComponentArtifacts", ["s3:GetObject"],
               [artifacts.arn_for_objects(p) for p in s3_layout.device_readable()],
               why="a deployment names model ZIPs and runtime wheelhouses by content-addressed keys made at publish "
                   "time; devices may read those two prefixes of the artifact bucket and nothing else")
+        allow(self.token_exchange_role, "WriteCaptures", ["s3:PutObject"],
+              [artifacts.arn_for_objects(s3_layout.captures_objects())],
+              why="the data loop (docs/hybrid.md): a device uploads frames for labelling and their Ground Truth "
+                  "manifest lines under captures/<device>/..., keys it makes; it may write there and nowhere else, "
+                  "and cannot read or list them")
         self.role_alias = iot.CfnRoleAlias(
             self, "TokenExchangeRoleAlias", role_alias=f"{cfg.fleet}-token-exchange",
             role_arn=self.token_exchange_role.role_arn, credential_duration_seconds=TOKEN_LIFETIME_S)

@@ -25,6 +25,11 @@ def runtime_objects() -> str:
     return f"{RUNTIME_PREFIX}/*"
 
 
+def captures_objects() -> str:
+    """The data loop's uploads (core/captures/uploader.py: captures/<device>/<YYYY>/<MM>/<DD>/<id>.jpg|.manifest)."""
+    return "captures/*"
+
+
 def device_readable() -> list[str]:
     """What a Greengrass core downloads: component artifacts, never the registry's tarballs."""
     return [model_objects(), runtime_objects()]

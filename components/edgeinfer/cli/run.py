@@ -125,43 +125,45 @@ def run(
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": DEMO_OUT})})
     setup_logging(cfg.log_level)
     sinks: list[Any] = [] if (quiet or not cfg.output.print_detections) else [ConsoleSink()]
-    served = _serving(cfg, sinks)  # before the session: /healthz and /readyz answer while the model loads
-    with console_err.status("preparing") as status:
-        session = RunSession(cfg, extra_sinks=sinks, progress=status_progress(status))
-        if served is not None:
-            served.bind(session)
-        try:
-            session.start()
-        except BaseException:
+    # from here on a SIGTERM or Ctrl-C stops the run cleanly, also while the model loads and the source opens
+    with StopSignals() as stop:
+        served = _serving(cfg, sinks)  # before the session: /healthz and /readyz answer while the model loads
+        with console_err.status("preparing") as status:
+            session = RunSession(cfg, extra_sinks=sinks, progress=status_progress(status))
             if served is not None:
-                served.stop()
-            raise
-    parts = session.context()
-    if session.telemetry is not None:
-        session.telemetry.add_listener(_print_alert)
-    if demo:
-        console.print(f"[bold]demo[/]: {escape(parts.model_name)} {escape(parts.model_version)} over "
-                      f"{escape(session.source_uri)}")
-    said: str | None = None
-    with StopSignals() as stop, frozen_heap():  # the start-up heap stays out of full collections while frames flow
-        while not session.wait(0.2) and not stop.is_set():
-            state, reason = session.state()
-            if state in ("waiting", "restarting") and reason != said:
-                console_err.print(f"[yellow]{escape(reason or '')}[/]")
-            said = reason
-        if stop.is_set() and session.telemetry is not None and cfg.telemetry.transport != "none":
-            console_err.print(f"stopping: delivering telemetry for up to {cfg.telemetry.drain_timeout_s:g} s "
-                              "(a second Ctrl-C or SIGTERM exits at once; undelivered events stay in the outbox)")
-        state, reason = session.state()  # how the run ended, before stop() makes it "stopped"
-        extra: dict[str, Any] = {}
-        if session.first_result_at is not None:
-            first_wall = time.time() - (time.perf_counter() - session.first_result_at)
-            extra["cold_start_ms"] = round((first_wall - t_proc) * 1e3, 1)
-        if served is not None:
-            served.keep_last_frame()  # the page shows the last frame after the run
-        session.stop(extra_summary=extra)  # writes summary.json
-        if served is not None:
-            served.linger(stop)
+                served.bind(session)
+            try:
+                session.start()
+            except BaseException:
+                if served is not None:
+                    served.stop()
+                raise
+        parts = session.context()
+        if session.telemetry is not None:
+            session.telemetry.add_listener(_print_alert)
+        if demo:
+            console.print(f"[bold]demo[/]: {escape(parts.model_name)} {escape(parts.model_version)} over "
+                          f"{escape(session.source_uri)}")
+        said: str | None = None
+        with frozen_heap():  # the start-up heap stays out of full collections while frames flow
+            while not session.wait(0.2) and not stop.is_set():
+                state, reason = session.state()
+                if state in ("waiting", "restarting") and reason != said:
+                    console_err.print(f"[yellow]{escape(reason or '')}[/]")
+                said = reason
+            if stop.is_set() and session.telemetry is not None and cfg.telemetry.transport != "none":
+                console_err.print(f"stopping: delivering telemetry for up to {cfg.telemetry.drain_timeout_s:g} s "
+                                  "(a second Ctrl-C or SIGTERM exits at once; undelivered events stay in the outbox)")
+            state, reason = session.state()  # how the run ended, before stop() makes it "stopped"
+            extra: dict[str, Any] = {}
+            if session.first_result_at is not None:
+                first_wall = time.time() - (time.perf_counter() - session.first_result_at)
+                extra["cold_start_ms"] = round((first_wall - t_proc) * 1e3, 1)
+            if served is not None:
+                served.keep_last_frame()  # the page shows the last frame after the run
+            session.stop(extra_summary=extra)  # writes summary.json
+            if served is not None:
+                served.linger(stop)
     summary = session.last_summary or {}
     if summary.get("stages_ms") is not None:
         console.print(summary_table(summary))
