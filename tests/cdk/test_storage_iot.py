@@ -57,13 +57,14 @@ def test_thing_group_and_role_alias(synth: Synth) -> None:
                      "CredentialDurationSeconds": 3600}
 
 
-def test_token_exchange_role_reads_component_artifacts_only(synth: Synth) -> None:
+def test_token_exchange_role_reads_component_artifacts_and_writes_captures_only(synth: Synth) -> None:
     trust = synth.trust("Iot/TokenExchangeRole")
     assert trust == [{"Action": "sts:AssumeRole", "Effect": "Allow",
                       "Principal": {"Service": "credentials.iot.amazonaws.com"}}]
     assert synth.statements("Iot/TokenExchangeRole") == [
         allow("ReadComponentArtifacts", ["s3:GetObject"], ["<Storage/Artifacts.Arn>/edgeinfer/models/*/*/model.zip",
-                                                            "<Storage/Artifacts.Arn>/edgeinfer/runtime/*"])]
+                                                            "<Storage/Artifacts.Arn>/edgeinfer/runtime/*"]),
+        allow("WriteCaptures", ["s3:PutObject"], ["<Storage/Artifacts.Arn>/captures/*"])]
 
 
 def test_device_policy_binds_a_directly_connected_device_to_its_own_thing(synth: Synth) -> None:
@@ -74,7 +75,7 @@ def test_device_policy_binds_a_directly_connected_device_to_its_own_thing(synth:
         allow("ConnectAsOwnThing", ["iot:Connect"], [f"{IOT}:client/{THING}"],
               {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}),
         allow("PublishOwnTopics", ["iot:Publish"], [f"{IOT}:topic/{own}/{t}" for t in
-                                                    ("result", "health", "summary", "alert", "cmd/reply", "snapshot")]),
+                                                    ("result", "cloud", "health", "summary", "alert", "cmd/reply", "snapshot")]),
         allow("SubscribeOwnCommands", ["iot:Subscribe"], [f"{IOT}:topicfilter/{own}/cmd"]),
         allow("ReceiveOwnCommands", ["iot:Receive"], [f"{IOT}:topic/{own}/cmd"]),
     ]
@@ -89,7 +90,7 @@ def test_core_policy_is_the_greengrass_minimum_plus_edgeinfer_topics(synth: Synt
         allow("PublishNucleusAndEdgeinfer", ["iot:Publish"], [
             f"{IOT}:topic/{things}/greengrass/health/json", f"{IOT}:topic/{things}/greengrassv2/health/json",
             f"{IOT}:topic/{things}/jobs/*", f"{IOT}:topic/{things}/shadow/*",
-            *[f"{IOT}:topic/{own}/{t}" for t in ("result", "health", "summary", "alert", "cmd/reply", "snapshot")]]),
+            *[f"{IOT}:topic/{own}/{t}" for t in ("result", "cloud", "health", "summary", "alert", "cmd/reply", "snapshot")]]),
         allow("SubscribeNucleusAndCommands", ["iot:Subscribe"], [
             f"{IOT}:topicfilter/{things}/jobs/*", f"{IOT}:topicfilter/{things}/shadow/*",
             f"{IOT}:topicfilter/{own}/cmd"]),
