@@ -70,12 +70,12 @@ def test_captures_reach_the_s3_captures_prefix_once_each_after_an_outage(moto: M
     moto.requests.clear()
     settings = S3Store(bucket="artifacts", region="us-east-1", endpoint_url=moto.url, ca_file=str(pki.ca))
     store = store_for(settings, Outbound(hosts=("localhost",), setting="captures.hosts"))
-    uploader, capturer, _ = run_outage(store, tmp_path, moto.stop, moto.start)
+    _, capturer, _ = run_outage(store, tmp_path, moto.stop, moto.start)
     puts = Counter(path for method, path in moto.requests if method == "PUT")
     assert set(puts.values()) == {1}, f"each object written once: {puts}"
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"])
     assert len(keys) == 10 and all(k.startswith("captures/dev-1/") for k in keys)
-    manifest = [k for k in keys if k.endswith(".manifest")][0]
+    manifest = next(k for k in keys if k.endswith(".manifest"))
     line = json.loads(s3.get_object(Bucket="artifacts", Key=manifest)["Body"].read())
     assert line["source-ref"] == f"s3://artifacts/{manifest.removesuffix('.manifest')}.jpg"
     meta = line["edgeinfer-metadata"]
@@ -104,7 +104,7 @@ def test_a_blob_endpoint_outside_the_hosts_refuses_the_configuration(monkeypatch
     from edgeinfer.core.netguard import Blocked
 
     monkeypatch.setenv("EDGEINFER_BLOB_KEY", AZURITE_KEY)
-    with pytest.raises(Blocked, match="not in captures.hosts"):
+    with pytest.raises(Blocked, match=r"not in captures\.hosts"):
         store_for(BlobStore(account_name="acct", endpoint="http://elsewhere.example:11002/acct"),
                   Outbound(hosts=("azureblobstorageoniotedge",), schemes=frozenset({"http"}),
                            setting="captures.hosts"))

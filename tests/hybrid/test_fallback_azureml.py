@@ -55,7 +55,7 @@ def run(cfg: FallbackConfig, *frames: float) -> tuple[FallbackService, list[dict
 def test_a_cropped_jpeg_goes_to_the_scoring_uri_with_the_key(scoring: ScoringServer, pki,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGEINFER_AZUREML_KEY", KEY)
-    svc, events = run(aml_cfg(scoring, str(pki.ca)), 0.4)
+    _, events = run(aml_cfg(scoring, str(pki.ca)), 0.4)
     (seen,) = scoring.seen
     assert seen["ok"] and seen["content_type"] == "image/jpeg" and seen["deployment"] == "blue"
     assert seen["body"][:2] == b"\xff\xd8"
