@@ -5,7 +5,8 @@
 #   scripts/bootstrap.sh test          + mosquitto (telemetry tests), node/npm (CDK synth) and GStreamer's
 #                                      RTSP server for the system python3 (the RTSP camera in tests/faults),
 #                                      buildah + mmdebstrap (the IoT Edge module image, built and run in
-#                                      tests/image; that tier also needs root and skips without it)
+#                                      tests/image; that tier also needs root and skips without it), and
+#                                      chromium (the status page in a real headless browser, tests/serve)
 set -euo pipefail
 what=${1:-python}
 missing=()   # Debian package names
@@ -23,6 +24,7 @@ if [ "$what" = test ]; then
   need_cmd npm npm
   need_cmd buildah buildah
   need_cmd mmdebstrap mmdebstrap
+  need_cmd chromium chromium
   # The test RTSP camera runs on the system python (the venv cannot import gi): PyGObject + GstRtspServer
   # + the JPEG/RTP elements of plugins-good.
   /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' \

@@ -155,3 +155,14 @@ def test_serve_is_local_only() -> None:
         with pytest.raises(ConfigError, match=r"serve\.listen"):
             cfgmod.validate({"serve": {"listen": bad}})
     assert cfgmod.validate({"serve": {"listen": "[::1]:0"}}).serve.address() == ("::1", 0)
+
+
+def test_every_metric_served_is_documented_and_the_documented_settings_validate(served_run: Any) -> None:
+    url, _, _ = served_run
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    served = {fam.name for fam in text_string_to_metric_families(get(url + "/metrics")[1].decode())
+              if fam.name.startswith("edgeinfer_")}
+    assert served and not [n for n in sorted(served) if n not in doc], "undocumented metrics"
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "/etc/edgeinfer/local.yaml" in b)
+    cfg = cfgmod.validate(yaml.safe_load(block), "docs/observability.md")
+    assert cfg.serve.listen == "127.0.0.1:9464" and cfg.serve.stall_s == 300
