@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,16 +172,11 @@ def edge_module(netns_prefix: list[str], module_site: str | None, pki: Pki, shor
 
     def start(desired: dict[str, Any], state_dir: Path | None = None, version: int = 1) -> EdgeModule:
         n = len(started)
-        broker = start_broker(short_dir / f"b{n}", pki)
+        broker, workload, hub = start_peers(short_dir, pki, n, desired, version)
         brokers.append(broker)
-        workload = FakeWorkload(short_dir / f"workload{n}.sock", pki.ca.read_text(), MODULE, GENERATION).start()
-        hub = FakeHub("127.0.0.1", broker.port, DEVICE, MODULE, desired=desired, desired_version=version).start()
         state = state_dir or tmp_path / f"state{n}"
-        env = {**os.environ, "IOTEDGE_IOTHUBHOSTNAME": HUB_HOST, "IOTEDGE_DEVICEID": DEVICE,
-               "IOTEDGE_MODULEID": MODULE, "IOTEDGE_GATEWAYHOSTNAME": "localhost",
-               "IOTEDGE_MODULEGENERATIONID": GENERATION, "IOTEDGE_WORKLOADURI": workload.uri,
-               "IOTEDGE_APIVERSION": "2019-01-30", "EDGEINFER_STATE_DIR": str(state),
-               "SSL_CERT_FILE": str(pki.ca), "EDGEINFER_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **edge_environment(workload.uri), "EDGEINFER_STATE_DIR": str(state),
+               "SSL_CERT_FILE": str(pki.ca), "PYTHONUNBUFFERED": "1"}
         if module_site:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [module_site, env.get("PYTHONPATH")]))
         log = tmp_path / f"module{n}.log"
@@ -195,6 +190,26 @@ def edge_module(netns_prefix: list[str], module_site: str | None, pki: Pki, shor
         return module
 
     yield start
+    stop_modules(started, brokers)
+
+
+def start_peers(short_dir: Path, pki: Pki, n: int, desired: dict[str, Any],
+                version: int) -> tuple[Broker, FakeWorkload, FakeHub]:
+    """What a module talks to, the ``n``-th time in a test: TLS Mosquitto, the workload API, the hub."""
+    broker = start_broker(short_dir / f"b{n}", pki)
+    workload = FakeWorkload(short_dir / f"workload{n}.sock", pki.ca.read_text(), MODULE, GENERATION).start()
+    hub = FakeHub("127.0.0.1", broker.port, DEVICE, MODULE, desired=desired, desired_version=version).start()
+    return broker, workload, hub
+
+
+def edge_environment(workload_uri: str) -> dict[str, str]:
+    """The variables edgeAgent sets for a module (what create_from_edge_environment reads)."""
+    return {"IOTEDGE_IOTHUBHOSTNAME": HUB_HOST, "IOTEDGE_DEVICEID": DEVICE, "IOTEDGE_MODULEID": MODULE,
+            "IOTEDGE_GATEWAYHOSTNAME": "localhost", "IOTEDGE_MODULEGENERATIONID": GENERATION,
+            "IOTEDGE_WORKLOADURI": workload_uri, "IOTEDGE_APIVERSION": "2019-01-30", "EDGEINFER_LOG_LEVEL": "INFO"}
+
+
+def stop_modules(started: Sequence[Any], brokers: Sequence[Broker]) -> None:
     for m in started:
         m.stop()
         m.hub.stop()

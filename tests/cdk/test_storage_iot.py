@@ -13,6 +13,7 @@ IOT = "arn:aws:iot:REGION:ACCOUNT"
 THING = "${iot:Connection.Thing.ThingName}"
 CORE = "edgeinfer-*"  # default core_thing_prefix "edgeinfer-" + wildcard
 BUCKETS = ("Storage/AccessLogs", "Storage/Artifacts", "Storage/Telemetry")
+OWN_TOPICS = ("result", "cloud", "health", "summary", "alert", "cmd/reply", "snapshot")
 
 
 @pytest.mark.parametrize("path", BUCKETS)
@@ -74,8 +75,7 @@ def test_device_policy_binds_a_directly_connected_device_to_its_own_thing(synth:
     assert [normalise(s) for s in props["PolicyDocument"]["Statement"]] == [
         allow("ConnectAsOwnThing", ["iot:Connect"], [f"{IOT}:client/{THING}"],
               {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}),
-        allow("PublishOwnTopics", ["iot:Publish"], [f"{IOT}:topic/{own}/{t}" for t in
-                                                    ("result", "cloud", "health", "summary", "alert", "cmd/reply", "snapshot")]),
+        allow("PublishOwnTopics", ["iot:Publish"], [f"{IOT}:topic/{own}/{t}" for t in OWN_TOPICS]),
         allow("SubscribeOwnCommands", ["iot:Subscribe"], [f"{IOT}:topicfilter/{own}/cmd"]),
         allow("ReceiveOwnCommands", ["iot:Receive"], [f"{IOT}:topic/{own}/cmd"]),
     ]
@@ -90,7 +90,7 @@ def test_core_policy_is_the_greengrass_minimum_plus_edgeinfer_topics(synth: Synt
         allow("PublishNucleusAndEdgeinfer", ["iot:Publish"], [
             f"{IOT}:topic/{things}/greengrass/health/json", f"{IOT}:topic/{things}/greengrassv2/health/json",
             f"{IOT}:topic/{things}/jobs/*", f"{IOT}:topic/{things}/shadow/*",
-            *[f"{IOT}:topic/{own}/{t}" for t in ("result", "cloud", "health", "summary", "alert", "cmd/reply", "snapshot")]]),
+            *[f"{IOT}:topic/{own}/{t}" for t in OWN_TOPICS]]),
         allow("SubscribeNucleusAndCommands", ["iot:Subscribe"], [
             f"{IOT}:topicfilter/{things}/jobs/*", f"{IOT}:topicfilter/{things}/shadow/*",
             f"{IOT}:topicfilter/{own}/cmd"]),

@@ -34,8 +34,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.azure.broker import Broker, start_broker
-from tests.azure.conftest import DEVICE, GENERATION, HUB_HOST, MODULE, netns_prefix, pki, short_dir
+from tests.azure.broker import Broker
+from tests.azure.conftest import edge_environment, netns_prefix, pki, short_dir, start_peers, stop_modules
 from tests.azure.hub import FakeHub
 from tests.azure.workload import FakeWorkload
 from tests.telemetry.pki import Pki
@@ -177,9 +177,11 @@ def container(module_image: Image) -> Iterator[Callable[[], str]]:
 
 
 def in_container(ctr: str, *cmd: str, env: dict[str, str] | None = None, mounts: list[str] | None = None,
-                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """One command in the container as its image's user (``buildah run`` keeps USER, ENV and WORKDIR)."""
-    args = ["buildah", "run", "--isolation", "chroot"]
+                 timeout: float = 60, netns_of: int | None = None) -> subprocess.CompletedProcess[str]:
+    """One command in the container as its image's user (``buildah run`` keeps USER, ENV and WORKDIR);
+    ``netns_of``: in that process's network namespace (chroot isolation has none of its own)."""
+    args = [*(["nsenter", f"--net=/proc/{netns_of}/ns/net"] if netns_of else []), "buildah", "run", "--isolation",
+            "chroot"]
     for k, v in (env or {}).items():
         args += ["--env", f"{k}={v}"]
     for m in mounts or []:
@@ -211,8 +213,9 @@ class ImageModule:
             raise AssertionError(f"{exc}\n--- module log ---\n{self.log_text()[-4000:]}") from None
 
     def healthcheck(self, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """The image's HEALTHCHECK command in the same container, as the engine runs it."""
-        return in_container(self.ctr, *self.health_cmd, env=env, mounts=self.mounts)
+        """The image's HEALTHCHECK command in the same container and network namespace, as the engine runs it
+        (its /healthz is on the container's loopback)."""
+        return in_container(self.ctr, *self.health_cmd, env=env, mounts=self.mounts, netns_of=self.module_pid())
 
     def module_pid(self) -> int | None:
         """The container's process (``python -m edgeinfer.azure``) under the launcher and ``buildah run``."""
@@ -280,17 +283,13 @@ def module_in_image(netns_prefix: list[str], pki: Pki, short_dir: Path, module_i
 
     def start(desired: dict[str, Any], state_dir: Path | None = None, version: int = 1) -> ImageModule:
         n = len(started)
-        broker = start_broker(short_dir / f"b{n}", pki)
+        broker, workload, hub = start_peers(short_dir, pki, n, desired, version)
         brokers.append(broker)
-        workload = FakeWorkload(short_dir / f"workload{n}.sock", pki.ca.read_text(), MODULE, GENERATION).start()
         workload.socket_path.chmod(0o666)  # the module connects as uid 10001, as to aziot-edged's socket
-        hub = FakeHub("127.0.0.1", broker.port, DEVICE, MODULE, desired=desired, desired_version=version).start()
         state = state_dir or tmp_path / f"state{n}"
         state.mkdir(mode=0o700, exist_ok=True)
         os.chown(state, UID, UID)
-        env = {"IOTEDGE_IOTHUBHOSTNAME": HUB_HOST, "IOTEDGE_DEVICEID": DEVICE, "IOTEDGE_MODULEID": MODULE,
-               "IOTEDGE_GATEWAYHOSTNAME": "localhost", "IOTEDGE_MODULEGENERATIONID": GENERATION,
-               "IOTEDGE_WORKLOADURI": workload.uri, "IOTEDGE_APIVERSION": "2019-01-30", "EDGEINFER_LOG_LEVEL": "INFO"}
+        env = edge_environment(workload.uri)
         mounts = [f"{state}:{STATE_IN_IMAGE}", f"{settings}:{LOCAL_SETTINGS_IN_IMAGE}:ro",
                   f"{demo_pkgs[0]}:{MODEL_IN_IMAGE}:ro", f"{demo_media[0]}:{FRAMES_IN_IMAGE}:ro",
                   f"{short_dir}:{short_dir}"]
@@ -312,12 +311,7 @@ def module_in_image(netns_prefix: list[str], pki: Pki, short_dir: Path, module_i
         return module
 
     yield start
-    for m in started:
-        m.stop()
-        m.hub.stop()
-        m.workload.stop()
-    for b in brokers:
-        b.stop()
+    stop_modules(started, brokers)
 
 
 def desired_in_image(**extra: Any) -> dict[str, Any]:

@@ -90,6 +90,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = urlsplit(self.path).path
         try:
+            self._serve(path)
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up (a health check that timed out)
+            log.debug("client %s went away during %s", self.address_string(), path)
+
+    def _serve(self, path: str) -> None:
+        app = self.server.app
+        try:
             route = app.routes.get(path)
             if route is not None:
                 self._send(*route())
@@ -99,6 +106,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, *page)
                 return
             self._send(404, b"not found\n", "text/plain; charset=utf-8")
+        except (BrokenPipeError, ConnectionResetError):
+            raise
         except Exception:  # a bug must cost one request, never the server or the run
             log.exception("serving %s failed", path)
             self._send(500, b"internal error (see the device log)\n", "text/plain; charset=utf-8")
