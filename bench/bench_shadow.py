@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from tests.core.variants import same_model  # noqa: E402  (a candidate with other bytes, same behaviour)
 
 
-def one_run(model: Path, frames: int, shadow: dict[str, Any] | None) -> tuple[float, int]:
+def one_run(model: Path, frames: int, shadow: dict[str, Any] | None) -> tuple[float, int, float]:
+    """(active fps, frames the candidate compared, the candidate's inference time as a share of the wall)."""
     cfg = EdgeInferConfig(model={"path": str(model)}, source={"uri": f"synthetic:640x480:{frames}"},
                           output={"print_detections": False}, shadow=shadow or {})
     svc = RunSession(cfg)
@@ -40,10 +41,12 @@ def one_run(model: Path, frames: int, shadow: dict[str, Any] | None) -> tuple[fl
     svc.start()
     svc.wait()
     wall = time.perf_counter() - t0
-    compared = (svc.status()["shadow"] or {}).get("frames", 0)
+    state = svc.status()["shadow"] or {}
+    compared = int(state.get("frames", 0))
+    share = compared * float(state.get("candidate_infer_ms_p50") or 0.0) / 1e3 / wall
     summary = svc.last_summary or {}
     svc.stop(0)
-    return float(summary.get("fps") or frames / wall), int(compared)
+    return float(summary.get("fps") or frames / wall), compared, share
 
 
 def main() -> int:
@@ -64,21 +67,24 @@ def main() -> int:
         cases[f"max_cost {cost:g}"] = {"model": str(candidate), "max_cost": cost}
     fps: dict[str, list[float]] = {k: [] for k in cases}
     compared: dict[str, list[int]] = {k: [] for k in cases}
+    share: dict[str, list[float]] = {k: [] for k in cases}
     one_run(onnx_pkg, 50, None)  # warm the caches and the thread tuning record
     for _ in range(args.rounds):
         for name, shadow in cases.items():
-            f, c = one_run(onnx_pkg, args.frames, shadow)
+            f, c, s = one_run(onnx_pkg, args.frames, shadow)
             fps[name].append(f)
             compared[name].append(c)
+            share[name].append(s)
     base = statistics.median(fps["none"])
     report = {name: {"fps": round(statistics.median(v), 1), "ratio": round(statistics.median(v) / base, 3),
-                     "compared": int(statistics.median(compared[name]))} for name, v in fps.items()}
+                     "compared": int(statistics.median(compared[name])),
+                     "candidate_share": round(statistics.median(share[name]), 3)} for name, v in fps.items()}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         for name, r in report.items():
             print(f"{name:>14}: active {r['fps']:7.1f} fps  ratio {r['ratio']:.3f}  candidate compared "
-                  f"{r['compared']} of {args.frames} frames")
+                  f"{r['compared']} of {args.frames} frames, its inference {r['candidate_share']:.1%} of the wall")
     return 0
 
 

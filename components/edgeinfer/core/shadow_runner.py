@@ -66,6 +66,9 @@ class ShadowRunner:
             item = self._queue.get()
             if item is None:
                 return
+            if self._clock() < self._rest_until:  # offered while the last one ran: the rest applies to it too
+                self.skipped += 1
+                continue
             image, active = item
             try:
                 t0 = time.perf_counter()
