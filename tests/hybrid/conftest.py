@@ -28,7 +28,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def moto(pki: Pki, aws_env: None) -> Iterator[MotoTLS]:
-    server = MotoTLS(pki).start()
+    server = MotoTLS(pki).start().reset()
     yield server
     server.stop()
 

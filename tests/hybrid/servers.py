@@ -72,6 +72,14 @@ class MotoTLS:
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.pki.ca))
 
+    def reset(self) -> MotoTLS:
+        """Forget every backend's state (moto's backends live in this process: answers another test queued
+        would otherwise come first)."""
+        req = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(req, context=self.client_context(), timeout=10) as resp:
+            assert resp.status == 200, resp.status
+        return self
+
     def set_endpoint_results(self, bodies: list[dict[str, Any]], content_type: str = "application/json") -> None:
         """Queue SageMaker InvokeEndpoint answers through moto's own API."""
         doc = {"results": [{"Body": json.dumps(b), "ContentType": content_type,

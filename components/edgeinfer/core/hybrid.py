@@ -5,6 +5,9 @@ frame's local result is stored before anything here looks at it. Per frame (``on
 
 * fallback: a frame in the uncertainty band (or any frame on a degraded backend) is offered to the fallback
   service, which queues it for its worker or counts why not; the answer arrives later as a ``cloud`` event;
+* unavailable: while the pipeline waits to restart after a failure (no local model runs) and the source is live,
+  ``bridge(source, task)`` gives the session a Bridge (core/fallback/bridge.py) that offers the camera's frames
+  with the trigger ``unavailable``, within the same budget, breaker and queue;
 * captures: a frame that fired an alert (heard from the telemetry emitter, which runs just before), one in the
   band, or a random sample is queued on disk for labelling; a frame sent to the cloud is captured when the answer
   comes, as ``disagreed`` when the cloud disagreed (else ``uncertain``), with the cloud's detections.
@@ -26,14 +29,16 @@ from .captures.service import Capturer
 from .captures.uploader import StoreFactory, Uploader, store_for
 from .config import EdgeInferConfig
 from .fallback.band import trigger, uncertain
+from .fallback.bridge import Bridge
 from .fallback.client import ClientFactory, client_for
 from .fallback.config import FallbackConfig
 from .fallback.formats import codec
 from .fallback.service import FallbackService, Job
 from .netguard import Outbound
 from .sinks.base import RunContext
+from .sources import Source
 from .telemetry.events import AlertEvent, CloudEvent, EventBase
-from .types import FrameResult, TaskOutput
+from .types import Frame, FrameResult, TaskOutput
 
 log = logging.getLogger(__name__)
 ALERTS_REMEMBERED = 64
@@ -162,6 +167,25 @@ class HybridSlot:
             reason = "sample"
         if reason is not None:
             cap.capture(result, result.image, reason, ctx)
+
+    # -- the local model unavailable ---------------------------------------------------------------
+    def bridge(self, source: Source, task: str) -> Bridge | None:
+        """A Bridge for the restart wait, when the fallback is on with ``on_unavailable`` and ``source`` is live;
+        else None (the session just waits)."""
+        parts = self.parts
+        if parts is None or parts.fallback is None or not parts.fallback_cfg.on_unavailable or not source.live:
+            return None
+        return Bridge(source, lambda frame: self.offer_unavailable(frame, task))
+
+    def offer_unavailable(self, frame: Frame, task: str) -> bool:
+        """Offer a frame no local model could look at (no local result; the cloud event's local part is zero)."""
+        parts = self.parts
+        if parts is None or parts.fallback is None:
+            return False
+        parts.fallback.count_frame()
+        h, w = frame.image.shape[:2]
+        result = FrameResult(frame.source, frame.index, frame.ts, w, h, task, TaskOutput(), {}, frame.image)
+        return parts.fallback.offer(result, "unavailable", frame.image) == "queued"
 
     def _answered(self, job: Job, cloud: TaskOutput | None, agreement: float | None) -> None:
         parts, ctx = self.parts, self._ctx

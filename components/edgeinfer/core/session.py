@@ -30,6 +30,7 @@ from . import heap
 from .annotate import annotate
 from .config import EdgeInferConfig
 from .errors import ConfigError, EdgeInferError, ModelError
+from .fallback.bridge import Bridge
 from .gate import HealthGate, Switch
 from .hybrid import HybridSlot
 from .model import LoadedModel
@@ -71,6 +72,7 @@ class _Runner(threading.Thread):
         self.phase = "starting"  # running | restarting | finished | error | stopped
         self.reason: str | None = None
         self.restarts = 0
+        self.bridge: Bridge | None = None  # frames to the cloud fallback while waiting to restart
         self._stopping = threading.Event()
         self.ended = threading.Event()
 
@@ -99,7 +101,7 @@ class _Runner(threading.Thread):
                 self.phase, self.reason = "restarting", f"{error} (restart in {delay:.0f} s)"
                 log.error("pipeline stopped: %s; restarting in %.0f s", error, delay)
                 self.session._state_changed(self.parts)
-                if self._stopping.wait(delay):
+                if self._wait_restart(delay):
                     break
                 delay = min(delay * 2, self.backoff_s[1])
                 self.restarts += 1
@@ -111,9 +113,23 @@ class _Runner(threading.Thread):
                 self.phase = "stopped"
             self.ended.set()
 
+    def _wait_restart(self, delay: float) -> bool:
+        """The backoff before a restart; True when stopped meanwhile. With the cloud fallback on and a live source,
+        the camera's frames go to the cloud during it (trigger ``unavailable``, core/fallback/bridge.py)."""
+        bridge = self.session._hybrid.bridge(self.parts.source, self.parts.model.package.manifest.task)
+        if bridge is None:
+            return self._stopping.wait(delay)
+        self.bridge = bridge
+        if not self._stopping.is_set():  # retire() sets _stopping, then cancels the bridge it sees
+            bridge.run(delay)
+        self.bridge = None
+        return self._stopping.is_set()
+
     def retire(self, grace_s: float = RETIRE_GRACE_S) -> bool:
         """Stop after the frames already read (aborting after ``grace_s``); True when the thread ended."""
         self._stopping.set()
+        if (bridge := self.bridge) is not None:
+            bridge.cancel()
         pipe = self.pipeline
         if pipe is not None:
             pipe.stop()

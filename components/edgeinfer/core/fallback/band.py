@@ -2,6 +2,8 @@
 
 ``trigger(result, cfg, degraded)``: ``"uncertain"`` when a detection's (or the top class's) score lies in its
 label's band, ``"degraded"`` when the local backend runs degraded and ``on_degraded`` is set, else None.
+``"unavailable"`` is never decided here: the session offers frames so while no local model can run
+(core/fallback/bridge.py).
 ``crop_box``: the union of the uncertain boxes, grown by ``crop_margin`` and clipped to the frame.
 """
 
@@ -12,7 +14,7 @@ from typing import Literal
 from ..types import Detection, FrameResult
 from .config import FallbackConfig
 
-Trigger = Literal["uncertain", "degraded"]
+Trigger = Literal["uncertain", "degraded", "unavailable"]
 Box = tuple[int, int, int, int]
 
 

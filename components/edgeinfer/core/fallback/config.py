@@ -102,6 +102,8 @@ class FallbackConfig(_Section):
     labels: dict[str, Band] = Field(default_factory=dict, max_length=256, description="Per-label bands")
     on_degraded: bool = Field(default=True, description="Also send frames while the local backend runs degraded "
                               "(a fallback provider), within the budget")
+    on_unavailable: bool = Field(default=True, description="Also send frames while the local model cannot run (the "
+                                 "pipeline restarting after a model failure; live sources only), within the budget")
     crop: bool = Field(default=False, description="Send only the uncertain boxes' region (plus crop_margin)")
     crop_margin: float = Field(default=0.2, ge=0.0, le=2.0, description="Margin around the crop, share of its size")
     jpeg_quality: int = Field(default=85, ge=30, le=100)

@@ -192,7 +192,9 @@ class FallbackService:
         except (Unreachable, Refused, BadAnswer) as exc:
             error = redact(exc.problem)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        agreement = self._agreement(job.result.output, output) if output is not None else None
+        # no local result to agree with when the local model could not run
+        agreement = (self._agreement(job.result.output, output)
+                     if output is not None and job.trigger != "unavailable" else None)
         with self._lock:
             self.breaker.record(error is None)
             for t in (self.total, self.window):

@@ -107,7 +107,9 @@ class CloudEvent(EventBase):
     frame: int = Field(description="The frame's index: the local result's frame")
     frame_ts: float = Field(description="The frame's capture time (seconds since the epoch)")
     endpoint: str = Field(description="The endpoint's type: sagemaker, azureml, ...")
-    trigger: Literal["uncertain", "degraded"] = Field(description="Why the frame went to the cloud")
+    trigger: Literal["uncertain", "degraded", "unavailable"] = Field(
+        description="Why the frame went to the cloud; unavailable: no local model could run (no local result event, "
+        "local is zero, no agreement)")
     task: str
     ok: bool = Field(description="False: no usable answer (error says why)")
     error: str | None = None
