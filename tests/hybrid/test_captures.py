@@ -133,3 +133,14 @@ def test_captures_ls_and_pull_give_the_training_side_a_ground_truth_manifest(mot
     assert len(lines) == 5 and all(x["source-ref"].startswith("s3://training/captures/dev-1/") for x in lines)
     jpgs = list((tmp_path / "pulled").rglob("*.jpg"))
     assert len(jpgs) == 5 and all(p.read_bytes()[:2] == b"\xff\xd8" for p in jpgs)
+
+
+def test_captures_in_one_millisecond_keep_their_order(tmp_path: Path) -> None:
+    """Ids sort by time; with a clock that does not move, the order is still the order of arrival (eviction takes
+    the oldest, not a random one of the same millisecond), also after a restart."""
+    queue = CaptureQueue(tmp_path / "q", max_bytes=1 << 20, max_files=3, clock=lambda: 1_700_000_000.0)
+    ids = [queue.add(b"x" * 10, {"n": i}) for i in range(5)]
+    assert queue.ids() == ids[-3:] and queue.evicted == 2
+    again = CaptureQueue(tmp_path / "q", max_bytes=1 << 20, max_files=3, clock=lambda: 1_700_000_000.0)
+    newer = again.add(b"x" * 10, {"n": 5})
+    assert newer is not None and again.ids() == [*ids[-2:], newer]

@@ -51,6 +51,7 @@ class CaptureQueue:
         folder.mkdir(parents=True, exist_ok=True)
         private_dir(folder)
         self._sizes: dict[str, int] = {}
+        self._last_ms = 0  # ids' time part only grows: two captures in one millisecond keep their order
         self._recover()
 
     def _recover(self) -> None:
@@ -66,6 +67,8 @@ class CaptureQueue:
         for meta in self.folder.glob("*.json"):
             if meta.stem not in self._sizes:
                 meta.unlink(missing_ok=True)
+        stamps = [int(cid[:14]) for cid in self._sizes if cid[:14].isdigit()]
+        self._last_ms = max(stamps, default=0)
         if self._sizes:
             log.info("captures: %d frames (%d bytes) from an earlier run wait to be uploaded", len(self._sizes),
                      self.size_bytes)
@@ -83,7 +86,9 @@ class CaptureQueue:
 
     def add(self, jpeg: bytes, meta: dict[str, Any]) -> str | None:
         """Store one capture (evicting the oldest to make room); its id, or None when it can never fit."""
-        cid = f"{int(self._clock() * 1000):014d}-{secrets.token_hex(4)}"
+        with self._lock:
+            self._last_ms = max(int(self._clock() * 1000), self._last_ms + 1)
+            cid = f"{self._last_ms:014d}-{secrets.token_hex(4)}"
         doc = json.dumps({**meta, "id": cid}, separators=(",", ":"), sort_keys=True).encode()
         size = len(jpeg) + len(doc)
         with self._lock:
