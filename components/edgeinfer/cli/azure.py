@@ -85,6 +85,18 @@ def manifest(
                                                        "--model-uri (name, version and sha256 read from it)")] = None,
     force: Annotated[bool, typer.Option(help="Deliver a --model-package its optimize agreement report "
                                         "rejected")] = False,
+    captures_blob: Annotated[str | None, typer.Option(help="Captures to blob: add the Azure Blob Storage on IoT "
+                                                      "Edge module with this local account name, captures on")]
+    = None,
+    blob_key_env: Annotated[str, typer.Option(help="Variable holding the local account key at deploy time (only "
+                                              "the reference is written)")] = "EDGEINFER_BLOB_KEY",
+    blob_cloud_env: Annotated[str, typer.Option(help="Variable holding the storage account connection string the "
+                                                "module tiers to, at deploy time")]
+    = "EDGEINFER_BLOB_CLOUD_CONNECTION",
+    blob_cloud_container: Annotated[str, typer.Option(help="Container in the storage account")]
+    = "edgeinfer-captures",
+    blob_image: Annotated[str | None, typer.Option(help="Blob module image (default mcr.microsoft.com/"
+                                                   "azure-blob-storage:latest)")] = None,
     schemas: SchemasOpt = None,
 ) -> None:
     """Build a deployment manifest from the template and the config; it is validated before it is written."""
@@ -111,12 +123,23 @@ def manifest(
     credentials = ([{"name": (registry or "registry").split(".")[0], "address": registry or "",
                      "username": registry_username, "password_env": registry_password_env}]
                    if registry_username else [])
+    blob = None
+    if captures_blob is not None:
+        blob = {"account_name": captures_blob, "key_env": blob_key_env, "cloud_connection_env": blob_cloud_env,
+                "cloud_container": blob_cloud_container, **({"image": blob_image} if blob_image else {})}
     opts = _model(ManifestOptions, "manifest options", module_name=module_name, image=image, registry=registry,
                   platform=platform, gpu=gpu, devices=device or [], env=_pairs(env, "env"), credentials=credentials,
-                  template=template, config=cfgmod.load_file(config) if config else {}, model=model)
+                  template=template, config=cfgmod.load_file(config) if config else {}, model=model, blob=blob)
     doc = build_manifest(opts)
     _report(out, doc, module_name, schemas)
     write_manifest(doc, out)
+    if opts.blob is not None:
+        from ..cloud.azure.blobmodule import local_store
+
+        console.print(f"captures go to the blob module once the device's local settings say so: captures: {{store: "
+                      f"{json.dumps(local_store(opts.blob))}}}; export {opts.blob.key_env} and "
+                      f"{opts.blob.cloud_connection_env} before `edgeinfer azure deploy`", soft_wrap=True,
+                      markup=False)
 
 
 @azure_app.command()

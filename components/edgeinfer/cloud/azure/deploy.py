@@ -9,8 +9,9 @@
 * Status: per device, applied (edgeAgent applied this content and the module runs the desired version),
   failed (edgeAgent or the module rejected it, with the reason) or pending.
 
-Registry passwords are ``$VARIABLE`` references in the manifest; they are resolved from the environment
-here, in memory, just before sending. The hub connection string comes from an environment variable too.
+Registry passwords and the blob module's secrets are ``$VARIABLE`` references in the manifest; they are
+resolved from the environment here, in memory, just before sending. The hub connection string comes from an
+environment variable too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ... import __version__
 from ...core.plugins import install_hint
+from .blobmodule import secret_slots
 from .errors import DeployError
 from .validate import SECRET_REF
 
@@ -97,7 +99,8 @@ def connect(connection_string_env: str = "IOTHUB_CONNECTION_STRING") -> HubClien
 
 
 def resolve_secrets(manifest: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """A copy with every ``$VARIABLE`` registry credential replaced by its value from ``env``."""
+    """A copy with every ``$VARIABLE`` registry credential and blob storage secret (blobmodule.secret_slots)
+    replaced by its value from ``env``."""
     env = dict(os.environ) if env is None else env
     doc = copy.deepcopy(manifest)
     agent = doc["modulesContent"]["$edgeAgent"]["properties.desired"]
@@ -111,6 +114,13 @@ def resolve_secrets(manifest: dict[str, Any], env: dict[str, str] | None = None)
                     raise DeployError(f"registry credential {name}.{key} refers to ${var}, which is not set",
                                       f"export {var} before deploying")
                 cred[key] = env[var]
+    for where, holder, key in secret_slots(doc["modulesContent"]):
+        value = holder[key]
+        if isinstance(value, str) and SECRET_REF.match(value):
+            var = value.strip("${}")
+            if var not in env:
+                raise DeployError(f"{where} refers to ${var}, which is not set", f"export {var} before deploying")
+            holder[key] = env[var]
     return doc
 
 

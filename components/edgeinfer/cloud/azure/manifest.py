@@ -5,7 +5,8 @@ structure: ``$edgeAgent`` runtime and system modules, the module entry, ``$edgeH
 store-and-forward. ``${NAME}`` placeholders in keys and strings are filled in; then the module's image,
 createOptions (state volume, GPU ``DeviceRequests``, cameras), env and restart policy, the route
 priorities/TTLs, registry credentials (the password only as a ``$VARIABLE`` reference, resolved at
-deploy time) and the module's desired properties (= the core config + the model to deliver) are set.
+deploy time) and the module's desired properties (= the core config + the model to deliver) are set. With
+``blob``, the Azure Blob Storage on IoT Edge module joins for captures (blobmodule.py).
 createOptions of every module leave as JSON strings of <= 512 characters.
 """
 
@@ -24,6 +25,7 @@ from ...azure.limits import module_name_problem
 from ...azure.modelref import ModelRef, split_model
 from ...core import config as cfgmod
 from . import create_options
+from .blobmodule import BlobModuleOptions, add_blob_module, captures_on
 from .errors import ManifestError
 
 DEFAULT_TEMPLATE = Path(__file__).with_name("deployment.template.json")
@@ -75,6 +77,8 @@ class ManifestOptions(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, description="Module desired properties: the core config")
     model: ModelRef | None = None
     template: Path | None = None
+    blob: BlobModuleOptions | None = Field(default=None, description="Captures to blob: add the Azure Blob Storage "
+                                           "on IoT Edge module (blobmodule.py) and turn captures on")
 
     @field_validator("module_name")
     @classmethod
@@ -197,6 +201,8 @@ def build_manifest(opts: ManifestOptions) -> dict[str, Any]:
     module.setdefault("env", {}).update({k: {"value": v} for k, v in opts.env.items()})
     module["settings"]["image"] = opts.image_ref()
     _set_create_options(module["settings"], _module_create_options(opts, module["settings"], name), name)
+    if opts.blob is not None:
+        add_blob_module(content, opts.blob, name)
     for where, entry in [*agent.get("systemModules", {}).items(), *agent.get("modules", {}).items()]:
         if where != name and isinstance(entry.get("settings"), dict):
             settings = entry["settings"]
@@ -213,7 +219,8 @@ def build_manifest(opts: ManifestOptions) -> dict[str, Any]:
                                      "priority": priority, "timeToLiveSecs": ttl}
     hub["storeAndForwardConfiguration"] = {"timeToLiveSecs": r.store_and_forward_ttl_s}
     twin = content.setdefault(name, {}).setdefault("properties.desired", {})
-    content[name]["properties.desired"] = desired_properties(cfgmod.deep_merge(twin, opts.config), opts.model)
+    config = cfgmod.deep_merge(twin, opts.config)
+    content[name]["properties.desired"] = desired_properties(captures_on(config) if opts.blob else config, opts.model)
     return doc
 
 

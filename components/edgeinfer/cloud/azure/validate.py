@@ -2,7 +2,8 @@
 
 The schemas miss what breaks deployments in practice: createOptions that are not JSON or exceed the
 512-character chunks, twins over 32 KB, routes from modules that do not exist, inline registry
-passwords, placeholders never filled in, and module desired properties the module would reject.
+passwords and blob storage keys/connection strings, placeholders never filled in, and module desired
+properties the module would reject.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ...azure.modelref import split_model
 from ...core import config as cfgmod
 from ...core.errors import ConfigError
 from . import create_options, schemas
+from .blobmodule import secret_slots
 from .errors import ManifestError
 from .manifest import PLACEHOLDER
 
@@ -120,6 +122,10 @@ def check_manifest(doc: Any, module_name: str | None = "edgeinfer", schema_dir: 
         problems.append("$edgeAgent and $edgeHub each need properties.desired")
         return report
     modules = _agent_checks(agent, problems)
+    for where, holder, key in secret_slots(content):
+        if not isinstance(holder[key], str) or not SECRET_REF.match(holder[key]):
+            problems.append(f"{where} is an inline secret; manifests carry only a $VARIABLE reference, resolved at "
+                            "deploy time")
     _hub_checks(hub, modules, problems)
     for key, section in content.items():
         desired = section.get("properties.desired") if isinstance(section, dict) else None
