@@ -3,8 +3,9 @@ policies, the token exchange role.
 
 The Greengrass installer takes these names: ``--thing-group-name``, ``--thing-policy-name`` (the core
 policy), ``--tes-role-name`` / ``--tes-role-alias-name``; see docs/cdk.md. The token exchange role
-may read component artifacts (model ZIPs, runtime wheelhouses) and write the data loop's captures (frames for
-labelling, under ``captures/``), and nothing else.
+may read component artifacts (model ZIPs, runtime wheelhouses), write the data loop's captures (frames for
+labelling, under ``captures/``) and, when context ``fallback_endpoints`` names them, invoke those SageMaker
+endpoints (the cloud fallback), and nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from constructs import Construct
 
 from . import s3_layout
 from .config import FleetConfig
+from .fallback_grant import KEY as FALLBACK_KEY
+from .fallback_grant import grant_invoke, parse_endpoints
 from .grants import allow
 from .iot_policies import core_policy, device_policy
 from .topics import TopicLayout
@@ -58,6 +61,7 @@ class IotAccess(Construct):
               why="the data loop (docs/hybrid.md): a device uploads frames for labelling and their Ground Truth "
                   "manifest lines under captures/<device>/..., keys it makes; it may write there and nowhere else, "
                   "and cannot read or list them")
+        grant_invoke(self.token_exchange_role, parse_endpoints(self.node.try_get_context(FALLBACK_KEY)))
         self.role_alias = iot.CfnRoleAlias(
             self, "TokenExchangeRoleAlias", role_alias=f"{cfg.fleet}-token-exchange",
             role_arn=self.token_exchange_role.role_arn, credential_duration_seconds=TOKEN_LIFETIME_S)
