@@ -169,12 +169,13 @@ def sign(
                   highlight=False)
 
 
-def _signer(key: Path | None, kms_key: str | None, region: str | None, profile: str | None) -> Signer:
+def _signer(key: Path | None, kms_key: str | None, region: str | None, profile: str | None,
+            key_flag: str = "--key") -> Signer:
     """The signer a private key file or a KMS key (exactly one of them) makes."""
     from ..core.modelpkg.signing import LocalSigner, load_private_key
 
     if (key is None) == (kms_key is None):
-        raise typer.BadParameter("give a private key file or a KMS key (one of them)", param_hint="--key")
+        raise typer.BadParameter(f"give {key_flag} FILE or --kms-key KEY (one of them)", param_hint=key_flag)
     if key is not None:
         return LocalSigner(load_private_key(key))
     from ..cloud.aws.kms import KmsSigner
@@ -231,7 +232,7 @@ def optimize(
                            "max_score_delta": max_score_delta, "min_top1": min_top1, "min_mask_iou": min_mask_iou}})
     except ValidationError as exc:
         raise ConfigError(f"invalid optimize options: {one_line(exc)}", "fix the options named") from exc
-    signer = _signer(sign_key, kms_key, None, None) if (sign_key or kms_key) else None
+    signer = _signer(sign_key, kms_key, None, None, "--sign-key") if (sign_key or kms_key) else None
     run_optimize(package, out, options, signer, as_json)
 
 
