@@ -1,12 +1,17 @@
-"""Telemetry archive: Kinesis Data Firehose -> S3, partitioned by event type, device and day.
+"""Telemetry archive: Kinesis Data Firehose -> S3, partitioned by event type and day.
 
 Each record is one telemetry event as the topic rule emits it (the device's JSON plus ``iot_thing``,
 ``iot_event_type``, ``iot_client_id``, ``iot_received_ms``). Firehose reads the partition keys with
 JQ and writes gzip'd newline-delimited JSON to
-``telemetry/type=<type>/device=<thing>/date=<YYYY-MM-DD of the event's ts>/`` (Hive style, so Athena
-or Glue can query it directly). The date is the event's own UTC day, so events that arrive after
-days offline land on the day they happened. Records that cannot be partitioned go to
-``delivery-errors/``.
+``telemetry/type=<type>/date=<YYYY-MM-DD of the event's ts>/`` (Hive style; athena.py projects it for
+Athena). The date is the event's own UTC day, so events that arrive after days offline land on the day
+they happened. Records that cannot be partitioned go to ``delivery-errors/``.
+
+The device is a column (``iot_thing``), not a key level: a per-device level would make every device's
+stream its own Firehose partition, and a delivery stream buffers at most 500 active partitions (5,000 on
+request) before it sends the rest to ``delivery-errors/`` (about 100 devices with 5 event types); and
+Athena could only project such a level as ``injected``, which refuses every query that does not name the
+devices, i.e. every fleet-wide one.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from constructs import Construct
 
 from .grants import allow
 
-DATA_PREFIX = ("telemetry/type=!{partitionKeyFromQuery:type}/device=!{partitionKeyFromQuery:device}/"
-               "date=!{partitionKeyFromQuery:date}/")
+TYPE_KEY = "!{partitionKeyFromQuery:type}"
+DATE_KEY = "!{partitionKeyFromQuery:date}"
+DATA_PREFIX = f"telemetry/type={TYPE_KEY}/date={DATE_KEY}/"
 ERROR_PREFIX = "delivery-errors/!{firehose:error-output-type}/date=!{timestamp:yyyy-MM-dd}/"
-PARTITION_QUERY = '{type: .iot_event_type, device: .iot_thing, date: ((.ts // "") | .[0:10])}'
+PARTITION_QUERY = '{type: .iot_event_type, date: ((.ts // "") | .[0:10])}'
 BUFFER_S = 300
 BUFFER_MB = 64  # the minimum with dynamic partitioning
 LOG_STREAM = "S3Delivery"

@@ -44,6 +44,13 @@ class FleetConfig:
     disk_spooler_version: str = "1.0.6"
     spooler_max_bytes: int = 16 * 1024 * 1024
     baseline_deployment: bool = False
+    #: fleet alarms (dashboard.py): mean fps below, p95 of the devices' p95 latency above (ms), degraded health
+    #: reports per 5 minutes at or above, largest outbox above (events), alerts per 5 minutes above
+    alarm_min_fps: float = 1.0
+    alarm_latency_p95_ms: float = 1000.0
+    alarm_degraded_reports: int = 1
+    alarm_outbox_depth: int = 1000
+    alarm_alerts: int = 50
     #: the rollout plan an approval starts (cdk.json ``rollout``: rings, health, aws, advance_every_minutes);
     #: rings default to canary (<fleet>-canary, 1 h soak) -> fleet (thing_group)
     rollout: RolloutSettings | None = None
@@ -80,6 +87,11 @@ class FleetConfig:
             ("disk_spooler_version", bool(SEMVER.match(self.disk_spooler_version)), "a version such as 1.0.6"),
             ("spooler_max_bytes", self.spooler_max_bytes >= 1024 * 1024, "at least 1 MiB"),
             ("telemetry_expire_days", self.telemetry_expire_days >= 1, "a number of days >= 1"),
+            ("alarm_min_fps", self.alarm_min_fps > 0, "frames per second > 0"),
+            ("alarm_latency_p95_ms", self.alarm_latency_p95_ms > 0, "milliseconds > 0"),
+            ("alarm_degraded_reports", self.alarm_degraded_reports >= 1, "a number of reports >= 1"),
+            ("alarm_outbox_depth", self.alarm_outbox_depth >= 1, "a number of events >= 1"),
+            ("alarm_alerts", self.alarm_alerts >= 1, "a number of alerts >= 1"),
         ]
         for key, ok, want in checks:
             if not ok:
@@ -137,6 +149,8 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
             raise ValueError(raw)
         if isinstance(default, int):
             return int(raw)
+        if isinstance(default, float):
+            return float(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"context {name}={raw!r} is not a {type(default).__name__}") from exc
     return str(raw)

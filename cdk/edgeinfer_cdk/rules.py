@@ -1,5 +1,6 @@
 """IoT topic rules: every telemetry event -> the archive; alerts -> SNS and a CloudWatch metric; each
-device rollback -> one datapoint of the rollout's rollback metric (rollback_rule.py).
+device rollback -> one datapoint of the rollout's rollback metric (rollback_rule.py); summary and health events
+-> the fleet's CloudWatch metrics (fleet_metrics.py) that the dashboard and alarms read (dashboard.py).
 
 Both rules add where a message came from: ``iot_thing`` (the thing named by the topic, which the
 IoT policies bind to the publisher), ``iot_event_type`` and ``iot_client_id`` (the MQTT client that
@@ -19,15 +20,14 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from .config import FleetConfig
+from .fleet_metrics import METRIC_RULES, MetricRule, datapoints
 from .grants import allow
 from .rollback_rule import METRIC_NAME_TEMPLATE, rollback_sql
 from .topics import EVENT_TYPES, TopicLayout
 
 SQL_VERSION = "2016-03-23"
 ALERT_METRIC = "Alerts"
-#: Encryption at rest with the AWS-managed key: no key to pay for; its key policy lets principals of the
-#: account use it through SNS, which is what the alert rule's role does.
-SNS_MANAGED_KEY = "alias/aws/sns"
+PUT_METRICS_WHY = "PutMetricData takes no resource; the condition limits it to the fleet's own metric namespace"
 
 
 def metric_namespace(cfg: FleetConfig) -> str:
@@ -54,8 +54,12 @@ class TelemetryRules(Construct):
     def __init__(self, scope: Construct, cid: str, cfg: FleetConfig, layout: TopicLayout,
                  delivery_stream_arn: str, delivery_stream_name: str) -> None:
         super().__init__(scope, cid)
+        # A key of our own, not alias/aws/sns: CloudWatch alarms cannot publish to a topic encrypted with the
+        # AWS-managed key (its key policy cannot be changed to let cloudwatch.amazonaws.com use it).
+        self.alerts_key = kms.Key(self, "AlertsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
+                                  description=f"edgeinfer {cfg.fleet}: encrypts the alerts topic")
         self.alerts = sns.Topic(self, "Alerts", display_name=f"edgeinfer {cfg.fleet} alerts", enforce_ssl=True,
-                                master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", SNS_MANAGED_KEY))
+                                master_key=self.alerts_key)
         self.error_logs = logs.LogGroup(self, "RuleErrors", retention=logs.RetentionDays.ONE_MONTH,
                                         removal_policy=RemovalPolicy.DESTROY)
         prefix = rule_prefix(cfg)
@@ -72,9 +76,9 @@ class TelemetryRules(Construct):
 
         alert_role = self._role("AlertRuleRole", "alerts: notify the SNS topic and count them in CloudWatch")
         allow(alert_role, "NotifyAlerts", ["sns:Publish"], [self.alerts.topic_arn])
+        allow(alert_role, "EncryptAlerts", ["kms:Decrypt", "kms:GenerateDataKey"], [self.alerts_key.key_arn])
         allow(alert_role, "CountAlerts", ["cloudwatch:PutMetricData"], ["*"],
-              conditions={"StringEquals": {"cloudwatch:namespace": metric_namespace(cfg)}},
-              why="PutMetricData takes no resource; the condition limits it to the fleet's own metric namespace")
+              conditions={"StringEquals": {"cloudwatch:namespace": metric_namespace(cfg)}}, why=PUT_METRICS_WHY)
         self.alert_rule = iot.CfnTopicRule(self, "AlertRule", rule_name=f"{prefix}_alerts",
                                            topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
             sql=alert_sql(layout), aws_iot_sql_version=SQL_VERSION, rule_disabled=False,
@@ -89,8 +93,7 @@ class TelemetryRules(Construct):
 
         rollback_role = self._role("RollbackRuleRole", "device rollbacks: count them in CloudWatch")
         allow(rollback_role, "CountRollbacks", ["cloudwatch:PutMetricData"], ["*"],
-              conditions={"StringEquals": {"cloudwatch:namespace": metric_namespace(cfg)}},
-              why="PutMetricData takes no resource; the condition limits it to the fleet's own metric namespace")
+              conditions={"StringEquals": {"cloudwatch:namespace": metric_namespace(cfg)}}, why=PUT_METRICS_WHY)
         self.rollback_rule = iot.CfnTopicRule(self, "RollbackRule", rule_name=f"{prefix}_rollbacks",
                                               topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
             sql=rollback_sql(layout), aws_iot_sql_version=SQL_VERSION, rule_disabled=False,
@@ -99,6 +102,22 @@ class TelemetryRules(Construct):
                 metric_namespace=metric_namespace(cfg), metric_name=METRIC_NAME_TEMPLATE, metric_value="1",
                 metric_unit="Count", role_arn=rollback_role.role_arn))],
             error_action=self._error_action(rollback_role)))
+
+        metrics_role = self._role("MetricsRuleRole", "fleet metrics: datapoints of summary and health events")
+        allow(metrics_role, "PutFleetMetrics", ["cloudwatch:PutMetricData"], ["*"],
+              conditions={"StringEquals": {"cloudwatch:namespace": metric_namespace(cfg)}}, why=PUT_METRICS_WHY)
+        self.metric_rules = {r.key: self._metric_rule(r, cfg, layout, metrics_role) for r in METRIC_RULES}
+
+    def _metric_rule(self, rule: MetricRule, cfg: FleetConfig, layout: TopicLayout,
+                     role: iam.IRole) -> iot.CfnTopicRule:
+        cid = "".join(part.title() for part in rule.key.split("_")) + "Rule"
+        return iot.CfnTopicRule(self, cid, rule_name=f"{rule_prefix(cfg)}_{rule.key}",
+                                topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
+            sql=rule.sql(layout), aws_iot_sql_version=SQL_VERSION, rule_disabled=False, description=rule.description,
+            actions=[iot.CfnTopicRule.ActionProperty(cloudwatch_metric=iot.CfnTopicRule.CloudwatchMetricActionProperty(
+                metric_namespace=metric_namespace(cfg), metric_name=d.metric, metric_value=d.value,
+                metric_unit=d.unit, role_arn=role.role_arn)) for d in datapoints(rule, layout)],
+            error_action=self._error_action(role)))
 
     def _role(self, cid: str, purpose: str) -> iam.Role:
         """A role only AWS IoT rules of this account and region can assume (confused-deputy conditions)."""

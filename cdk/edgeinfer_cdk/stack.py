@@ -9,7 +9,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from .archive import TelemetryArchive
+from .athena import TelemetryQueries
 from .config import FleetConfig
+from .dashboard import FleetDashboard
 from .greengrass_baseline import BaselineDeployment, baseline_components
 from .iot_access import IotAccess
 from .rollout import ModelRollout
@@ -21,7 +23,7 @@ from .topics import TopicLayout
 class FleetStack(Stack):
     def __init__(self, scope: Construct, cid: str, cfg: FleetConfig, **kwargs: Any) -> None:
         super().__init__(scope, cid, description=f"edgeinfer fleet {cfg.fleet}: artifacts, IoT access, "
-                         "telemetry, model rollout", **kwargs)
+                         "telemetry, fleet dashboard and alarms, Athena over the archive, model rollout", **kwargs)
         self.cfg = cfg
         layout = TopicLayout(cfg.telemetry_topic)
         self.storage = FleetStorage(self, "Storage", cfg)
@@ -30,6 +32,8 @@ class FleetStack(Stack):
         self.rules = TelemetryRules(self, "Rules", cfg, layout, self.archive.stream.attr_arn, self.archive.stream.ref)
         if cfg.alert_email:
             self.rules.alerts.add_subscription(subscriptions.EmailSubscription(cfg.alert_email))
+        self.dashboard = FleetDashboard(self, "Fleet", cfg, self.rules.alerts, self.rules.alerts_key)
+        self.queries = TelemetryQueries(self, "Queries", cfg, self.storage.telemetry)
         self.rollout = ModelRollout(self, "Rollout", cfg, self.storage.artifacts, self.iot.ring_group_arns,
                                     baseline_components(cfg))
         for group in (self.iot.thing_group, *self.iot.ring_groups):
@@ -50,6 +54,9 @@ class FleetStack(Stack):
             "TokenExchangeRoleAlias": self.iot.role_alias.ref,
             "ModelPackageGroup": self.cfg.model_package_group,
             "AlertsTopic": self.rules.alerts.topic_arn,
+            "Dashboard": self.dashboard.dashboard.dashboard_name,
+            "GlueDatabase": self.queries.database_name,
+            "AthenaWorkGroup": self.queries.workgroup.ref,
             "RolloutFunction": self.rollout.function.function_name,
             "RolloutFailures": self.rollout.failures.queue_url,
             "RolloutRings": " -> ".join(f"{r.name}={r.target}" for r in self.cfg.plan.rings),

@@ -10,6 +10,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from .athena import RESULTS_EXPIRE_DAYS, RESULTS_PREFIX
 from .config import FleetConfig
 from .nag import acknowledge
 
@@ -38,4 +39,6 @@ class FleetStorage(Construct):
                              abort_incomplete_multipart_upload_after=Duration.days(7))])
         self.telemetry = secure_bucket(self, "Telemetry", logs=self.access_logs, lifecycle_rules=[
             s3.LifecycleRule(id="expire-telemetry", expiration=Duration.days(cfg.telemetry_expire_days),
-                             abort_incomplete_multipart_upload_after=Duration.days(7))])
+                             abort_incomplete_multipart_upload_after=Duration.days(7)),
+            s3.LifecycleRule(id="expire-athena-results", prefix=RESULTS_PREFIX,
+                             expiration=Duration.days(RESULTS_EXPIRE_DAYS))])

@@ -1,7 +1,7 @@
 """A small, strict reader of the AWS IoT SQL the stack's rules use, to check them without AWS IoT.
 
 It parses ``SELECT ... FROM '<topic filter>' [WHERE ...]`` with the grammar the documentation gives for what we
-use (paths with ``.``, string and number literals, ``=``, ``AND``/``OR``/``NOT``, the functions ``get``,
+use (paths with ``.``, string, number and boolean literals, ``=``, ``AND``/``OR``/``NOT``, the functions ``get``,
 ``isUndefined``, ``topic``, ``clientid``, ``timestamp``), refuses anything else (a keyword used as a field
 name, such as ``run.rollback.from``, an unknown function, stray tokens), evaluates a rule against a payload
 and topic, and fills substitution templates (``${expr}``) from the ORIGINAL payload, as AWS IoT does. It is
@@ -108,6 +108,9 @@ class _Parser:
         if tok[0] == "num":
             self.i += 1
             return Node("num", (float(tok[1]),))
+        if tok[0] == "kw" and tok[1] in ("true", "false"):
+            self.i += 1
+            return Node("bool", (tok[1] == "true",))
         if tok[0] == "op" and tok[1] == "(":
             self.take("op", "(")
             node = self.expr()
@@ -203,7 +206,7 @@ def evaluate(node: Node, payload: dict[str, Any], topic: str = "", client_id: st
     def ev(n: Node) -> Any:
         return evaluate(n, payload, topic, client_id)
 
-    if node.kind in ("str", "num"):
+    if node.kind in ("str", "num", "bool"):
         return node.args[0]
     if node.kind == "path":
         value: Any = payload
