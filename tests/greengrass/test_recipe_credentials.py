@@ -35,8 +35,8 @@ def test_the_committed_recipe_declares_it_and_every_render_keeps_to_the_size_lim
     assert len((ROOT / "recipes" / f"com.edgeinfer.Inference-{VERSION}.yaml").read_bytes()) <= MAX_RECIPE_BYTES
     assert len(to_json(committed).encode()) <= MAX_RECIPE_BYTES
     for p in PLATFORMS:
-        one = render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name),
-                               select([p.key]))
+        one = render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name,
+                                                defaults="minimal"), select([p.key]))
         size = len(to_json(one).encode())
         if p.key in ("linux-amd64", "linux-aarch64"):  # the manifests Greengrass Lite selects
             assert size <= MAX_LITE_RECIPE_BYTES and lite_problems(one) == [], (p.key, size)

@@ -174,11 +174,19 @@ def test_recipes_greengrass_lite_runs(inference_recipe, model_recipe, model_arti
     rendered for one platform fits the 8196 bytes Lite reads, the four-platform one does not and says what to do."""
     assert [m["Name"] for m in lite_manifests(inference_recipe)] == ["linux-amd64", "linux-aarch64"]
     assert lite_problems(model_recipe) == []
-    (too_big,) = lite_problems(inference_recipe)
+    too_many, too_big = lite_problems(inference_recipe)
+    assert "Greengrass Lite decodes at most 255" in too_many
     assert "Greengrass Lite reads at most 8196" in too_big and "--platform" in too_big
-    one = render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name),
-                           select(["linux-amd64"]))
+    full = render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name),
+                            select(["linux-amd64"]))
+    (too_many,) = lite_problems(full)  # every schema default: more values than Lite decodes in one object
+    assert "Greengrass Lite decodes at most 255" in too_many and "--minimal-defaults" in too_many
+    one = render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name,
+                                            defaults="minimal"), select(["linux-amd64"]))
     assert lite_problems(one) == []
+    assert one["ComponentConfiguration"]["DefaultConfiguration"]["telemetry"] == {"transport": "greengrass"}
+    assert one["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"] == \
+        full["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
     classic_only = copy.deepcopy(one)
     classic_only["Manifests"][0]["Lifecycle"]["Run"] = classic_only["Manifests"][0]["Lifecycle"].pop("run")
     classic_only["Manifests"][0]["Lifecycle"]["Run"]["Script"] += " {com.other:work:path}"

@@ -3,7 +3,8 @@ live in the fixed folder /run/greengrass: a tmpfs of its own there keeps test ru
 
     python daemons.py --bin DIR --config config.yaml --state DIR
 
-Starts ggconfigd (loading config.yaml, its database in --state), then ggpubsubd, ggipcd and iotcored, each
+Starts ggconfigd (loading config.yaml and the fragments in config.d/, its database in --state), then
+ggpubsubd, ggipcd and iotcored, each
 once the one before listens; prints "ready" and waits; SIGTERM stops them in reverse order. Stdlib only: it
 runs by path under unshare and netns_launch.py.
 """
@@ -50,7 +51,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         for name, sock in DAEMONS:
-            cmd = [os.path.join(args.bin, name)] + (["-c", args.config] if name == "ggconfigd" else [])
+            cmd = [os.path.join(args.bin, name)] + (["-c", args.config, "-C", str(Path(args.config).with_suffix(".d"))]
+                                                    if name == "ggconfigd" else [])
             log = (state / f"{name}.log").open("ab")
             procs.append(subprocess.Popen(cmd, cwd=state, stdout=log, stderr=subprocess.STDOUT))
             wait_for(RUN / sock, procs[-1], 20)

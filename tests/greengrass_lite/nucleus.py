@@ -145,10 +145,22 @@ class LiteCore:
                              "rootCaPath": str(pki.ca), "rootPath": str(self.root), "thingName": self.thing},
                   "services": {"aws.greengrass.NucleusLite": {"componentType": "NUCLEUS", "configuration": {
                       "awsRegion": "us-east-1", "iotDataEndpoint": "localhost", "iotCredEndpoint": "localhost",
-                      "runWithDefault": {"posixUser": "root:root"}}}, **self.services}}
+                      "runWithDefault": {"posixUser": "root:root"}}}}}
         state = self.folder / "nucleus"
         state.mkdir(parents=True, exist_ok=True)
         (state / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        # one fragment per component, as deployments store them: ggconfigd decodes each file as one object of
+        # at most 255 values (GG_MAX_OBJECT_SUBOBJECTS), which the nucleus and a component together exceed
+        fragments = state / "config.d"
+        fragments.mkdir(exist_ok=True)
+        for name, service in self.services.items():
+            (fragments / f"{name}.yaml").write_text(yaml.safe_dump({"services": {name: service}}, sort_keys=False))
+        # tesd's port, as a Lite install's token exchange daemon publishes it: recipe-runner reads it for every
+        # component that depends on aws.greengrass.TokenExchangeService (edgeinfer does, for cloud fallback and
+        # captures) and refuses to start one without it. No test here asks it for credentials.
+        tes = {"services": {"aws.greengrass.TokenExchangeService": {"version": "2.6.0",
+                                                                    "configuration": {"port": "8090"}}}}
+        (fragments / "aws.greengrass.TokenExchangeService.yaml").write_text(yaml.safe_dump(tes, sort_keys=False))
         cmd = ["unshare", "--net", "--mount", "--propagation", "private", sys.executable, str(NETNS_LAUNCH),
                "--forward", f"8883={self.broker.tls_socket}", "--", sys.executable, str(DAEMONS),
                "--bin", str(self.bin), "--config", str(state / "config.yaml"), "--state", str(state)]

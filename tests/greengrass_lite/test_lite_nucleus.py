@@ -35,8 +35,9 @@ def deploy(lite: LiteCore, demo_pkgs: tuple[Path, Path], frames: Path, tmp_path:
     zip_path = tmp_path / "model.zip"
     _, info = build_model_artifact(demo_pkgs[0], zip_path)
     model = render_model(info.name, "1.0.0", "amzn-s3-demo-bucket", info)
-    inference = render_inference(InferenceOptions(version="0.1.0", bucket="amzn-s3-demo-bucket", model=info.name),
-                                 select(["linux-amd64"]))  # one platform: within the 8196 bytes Lite reads
+    inference = render_inference(InferenceOptions(version="0.1.0", bucket="amzn-s3-demo-bucket", model=info.name,
+                                                  defaults="minimal"),
+                                 select(["linux-amd64"]))  # one platform, minimal defaults: what Lite reads
     assert lite_problems(inference) == [] and lite_problems(model) == []
     lite.install(model, zip_artifacts=(zip_path,))
     lite.install(inference, {"source": {"uri": str(frames), "loop": True, "fps": 10},

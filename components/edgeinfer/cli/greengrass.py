@@ -61,6 +61,9 @@ def render(
                                                      "bundle): their artifact URIs become content-addressed")] = None,
     decryption_secret: Annotated[list[str] | None, typer.Option(help="Secrets Manager ARN of the model decryption "
                                                                 "key: the component may read it (repeat)")] = None,
+    minimal_defaults: Annotated[bool, typer.Option(
+        help="DefaultConfiguration with only what Greengrass needs changed from the schema's defaults (Greengrass "
+        "Lite: with one --platform, the recipe fits what it reads)")] = False,
 ) -> None:
     """Render the component recipes; each passes the project's checks (and the schema when found)."""
     from ..greengrass.artifacts import build_model_artifact
@@ -83,7 +86,8 @@ def render(
         recipes.append(mrecipe)
     opts = InferenceOptions(version=version, bucket=bucket, model=model or "blazeface-full-range",
                             model_range=model_range, component_name=name, runtime_sha256=digests,
-                            decryption_secrets=tuple(decryption_secret or ()))
+                            decryption_secrets=tuple(decryption_secret or ()),
+                            defaults="minimal" if minimal_defaults else "full")
     recipes.insert(0, render_inference(opts, platforms))
     for p in platforms:
         artifact = runtime_artifact_name(p)

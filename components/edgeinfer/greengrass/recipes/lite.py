@@ -8,7 +8,9 @@ modules/recipe2unit/src/unit_file_generator.c) and confirmed by the real-nucleus
 * lifecycle phases are matched in lower case (``install``, ``run``, ``startup``); ``Skipif`` is ignored;
 * recipe variables: ``{artifacts:path|decompressedPath}``, ``{work:path}``, ``{kernel:rootPath}``,
   ``{iot:thingName}``, ``{configuration:/...}``; a ``{<other component>:...}`` variable fails the phase;
-* the recipe file is read into 8196 bytes (the cloud hands it over as JSON).
+* the recipe file is read into 8196 bytes (the cloud hands it over as JSON), and decoded as one object of at
+  most 255 values (GG_MAX_OBJECT_SUBOBJECTS: a map's pair counts two, a list's item one): a recipe over it
+  fails with "Visited object's subobjects exceeds maximum" and the component never starts.
 """
 
 from __future__ import annotations
@@ -19,10 +21,20 @@ from typing import Any
 from .io import to_json
 
 MAX_LITE_RECIPE_BYTES = 8196
+MAX_LITE_SUBOBJECTS = 255
 LITE_RUNTIMES = ("aws_nucleus_lite", "*")
 LITE_VARIABLES = re.compile(r"^(artifacts:(path|decompressedPath)|work:path|kernel:rootPath|iot:thingName|"
                             r"configuration:/.*)$")
 VARIABLE = re.compile(r"\{([^{}\s]+)\}")
+
+
+def lite_values(node: Any) -> int:
+    """How many values Greengrass Lite counts in ``node`` (a map's pair two, a list's item one, nested)."""
+    if isinstance(node, dict):
+        return 2 * len(node) + sum(lite_values(v) for v in node.values())
+    if isinstance(node, list):
+        return len(node) + sum(lite_values(v) for v in node)
+    return 0
 
 
 def lite_manifests(recipe: dict[str, Any]) -> list[dict[str, Any]]:
@@ -46,6 +58,10 @@ def lite_problems(recipe: dict[str, Any]) -> list[str]:
             for var in VARIABLE.findall(text):
                 if ":" in var and not LITE_VARIABLES.match(var):
                     problems.append(f"{where}: {phase} uses {{{var}}}, which Greengrass Lite does not resolve")
+    values = lite_values(recipe)
+    if values > MAX_LITE_SUBOBJECTS:
+        problems.append(f"the recipe holds {values} values; Greengrass Lite decodes at most {MAX_LITE_SUBOBJECTS}: "
+                        "render it with --minimal-defaults (the component applies the schema's defaults itself)")
     size = len(to_json(recipe).encode())
     if size > MAX_LITE_RECIPE_BYTES:
         problems.append(f"the recipe is {size} bytes as JSON; Greengrass Lite reads at most {MAX_LITE_RECIPE_BYTES}: "

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -53,6 +53,10 @@ class InferenceOptions:
     runtime_sha256: Mapping[str, str] = field(default_factory=dict)
     #: Secrets Manager ARNs the component may read through aws.greengrass.SecretManager (the model decryption key)
     decryption_secrets: tuple[str, ...] = ()
+    #: DefaultConfiguration with every schema default ("full", what the console shows), or only what differs from
+    #: them on Greengrass ("minimal": the component applies the rest itself). Greengrass Lite needs minimal: it
+    #: reads a recipe as one object of at most 255 values (recipes/lite.py)
+    defaults: Literal["full", "minimal"] = "full"
 
 
 def _template(name: str) -> dict[str, Any]:
@@ -143,7 +147,8 @@ def render_inference(opts: InferenceOptions, platforms: tuple[Platform, ...] = P
     conf = recipe["ComponentConfiguration"]["DefaultConfiguration"]
     if opts.decryption_secrets:
         _grant_secrets(recipe, conf, opts)
-    recipe["ComponentConfiguration"]["DefaultConfiguration"] = {**greengrass_defaults(), **conf}
+    base = greengrass_defaults() if opts.defaults == "full" else {"telemetry": {"transport": "greengrass"}}
+    recipe["ComponentConfiguration"]["DefaultConfiguration"] = {**base, **conf}
     check_recipe(recipe)
     return recipe
 
