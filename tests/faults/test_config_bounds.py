@@ -47,6 +47,10 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "CommandAction": {"type": "command", "hook": "h"},
     "WebhookAction": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
     "HookConfig": {"argv": ["true"]},
+    "SageMakerEndpoint": {"type": "sagemaker", "endpoint_name": "faces", "region": "eu-west-1"},
+    "AzureMLEndpoint": {"type": "azureml", "scoring_uri": "https://faces.westeurope.inference.ml.azure.com/score"},
+    "S3Store": {"type": "s3", "bucket": "my-artifacts", "region": "eu-west-1"},
+    "BlobStore": {"type": "azureblob", "account_name": "edgecaptures"},
 }
 #: What else the config must hold for a MINIMAL example to be valid (a command action names a defined hook).
 NEEDS: dict[str, dict[str, Any]] = {"CommandAction": {"hooks": {"h": {"argv": ["true"]}}}}
@@ -55,6 +59,10 @@ COMPANIONS: dict[str, tuple[str, str]] = {
     "telemetry.retry.initial_s": ("max_s", "maximum"),  # max_s >= initial_s
     "telemetry.retry.max_s": ("initial_s", "minimum"),
     "rules.0.when.max_count": ("min_count", "minimum"),  # max_count >= min_count
+    "fallback.band.low": ("high", "maximum"),  # low <= high
+    "fallback.band.high": ("low", "minimum"),
+    "fallback.labels.h.low": ("high", "maximum"),
+    "fallback.labels.h.high": ("low", "minimum"),
 }
 
 

@@ -22,15 +22,15 @@ class _Section(BaseModel):
 
 
 class Band(_Section):
-    """A frame is uncertain when a result's score lies in [low, high)."""
+    """A frame is uncertain when a result's score lies in [low, high) (low == high: an empty band, never)."""
 
     low: float = Field(default=0.3, ge=0.0, le=1.0, description="Lowest uncertain score (inclusive)")
     high: float = Field(default=0.6, ge=0.0, le=1.0, description="Scores from here up are certain")
 
     @model_validator(mode="after")
     def _ordered(self) -> Band:
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not be above high ({self.high})")
         return self
 
 
