@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,20 @@ from tests.hybrid.servers import MotoTLS  # noqa: E402
 from tests.telemetry.pki import make_pki  # noqa: E402
 
 
-def one_run(model: Path, frames_dir: Path, frames: int, fallback: dict[str, Any] | None) -> tuple[float, dict]:
+def one_run(model: Path, frames_dir: Path, frames: int, fallback: dict[str, Any] | None
+            ) -> tuple[float, dict, float]:
+    """(fps, the fallback's state, process CPU ms per frame: every thread, the in-process stand-in endpoint too)."""
     cfg = EdgeInferConfig(model={"path": str(model)}, source={"uri": str(frames_dir), "loop": True},
                           max_frames=frames, output={"print_detections": False}, fallback=fallback or {})
     svc = RunSession(cfg)
+    cpu0 = time.process_time()
     svc.start()
     svc.wait()
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / frames
     state = svc.status().get("fallback") or {}
     summary = svc.last_summary or {}
     svc.stop(0)
-    return float(summary["fps"]), state
+    return float(summary["fps"]), state, cpu_ms
 
 
 def main() -> int:
@@ -65,19 +70,27 @@ def main() -> int:
                     "endpoint": {"type": "sagemaker", "endpoint_name": "faces", "region": "us-east-1",
                                  "endpoint_url": moto.url, "ca_file": str(pki.ca)}}
         fps: dict[str, list[float]] = {"off": [], "slow 2 s": [], "down": []}
+        cpu: dict[str, list[float]] = {k: [] for k in fps}
         states: dict[str, dict] = {}
         for _ in range(args.rounds):
-            fps["off"].append(one_run(model, frames_dir, args.frames, None)[0])
-            f, states["slow 2 s"] = one_run(model, frames_dir, args.frames, fallback)
+            f, _, c = one_run(model, frames_dir, args.frames, None)
+            fps["off"].append(f)
+            cpu["off"].append(c)
+            f, states["slow 2 s"], c = one_run(model, frames_dir, args.frames, fallback)
             fps["slow 2 s"].append(f)
+            cpu["slow 2 s"].append(c)
             moto.stop()
-            f, states["down"] = one_run(model, frames_dir, args.frames, fallback)
+            f, states["down"], c = one_run(model, frames_dir, args.frames, fallback)
             fps["down"].append(f)
+            cpu["down"].append(c)
             moto.start()
             moto.delay_s = 2.0
         moto.stop()
     base = statistics.median(fps["off"])
+    base_cpu = statistics.median(cpu["off"])
     report = {case: {"fps": round(statistics.median(v), 2), "ratio": round(statistics.median(v) / base, 3),
+                     "cpu_ms_per_frame": round(statistics.median(cpu[case]), 3),
+                     "cpu_ratio": round(base_cpu / statistics.median(cpu[case]), 3),
                      "runs": [round(x, 2) for x in v],
                      **({"fallback": {k: states[case].get(k) for k in ("frames", "triggered", "sent", "failed",
                                                                         "skipped", "breaker")}}
@@ -86,7 +99,8 @@ def main() -> int:
         print(json.dumps(report, indent=2))
     else:
         for case, r in report.items():
-            print(f"{case:10s} {r['fps']:8.2f} fps  x{r['ratio']:.3f}  {r['runs']}  {r.get('fallback', '')}")
+            print(f"{case:10s} {r['fps']:8.2f} fps  x{r['ratio']:.3f}  CPU {r['cpu_ms_per_frame']:.3f} ms/frame "
+                  f"(off/this {r['cpu_ratio']:.3f})  {r['runs']}  {r.get('fallback', '')}")
     return 0
 
 
