@@ -86,3 +86,17 @@ def load(group: str, name: str) -> Any:
     """The object ``name`` points at (a class). KeyError when nothing of that name is installed; an
     ImportError from the plugin's own module is left to the caller, which knows what it was loading."""
     return _entry_points(group)[name].load()
+
+
+def load_configured(group: str, kind: str, what: str) -> Any:
+    """The plugin a configuration names by ``type`` (a capture store, a fallback client): ConfigError that says
+    what to install when it is not there or its module cannot import. ``what``: how the error names it."""
+    from .errors import ConfigError
+
+    try:
+        return load(group, kind)
+    except KeyError:
+        raise ConfigError(f"no {what} for type {kind!r} is installed",
+                          "reinstall edgeinfer (pip install edgeinfer) so its entry points are registered") from None
+    except ImportError as exc:
+        raise ConfigError(f"the {kind} {what} cannot load: {exc}", install_hint(exc.name)) from exc

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .. import plugins
-from ..errors import ConfigError, EdgeInferError
+from ..errors import EdgeInferError
 from ..netguard import Outbound
 from ..redact import redact
 from .manifest import manifest_line
@@ -55,13 +55,7 @@ def store_for(settings: Any, outbound: Outbound, factories: Mapping[str, StoreFa
     kind = settings.type
     if factories is not None and kind in factories:
         return factories[kind](settings, outbound)
-    try:
-        cls = plugins.load(STORES, kind)
-    except KeyError:
-        raise ConfigError(f"no capture store for type {kind!r} is installed",
-                          "reinstall edgeinfer (pip install edgeinfer) so its entry points are registered") from None
-    except ImportError as exc:
-        raise ConfigError(f"the {kind} capture store cannot load: {exc}", plugins.install_hint(exc.name)) from exc
+    cls = plugins.load_configured(STORES, kind, "capture store")
     return cls.from_config(settings, outbound)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import plugins
-from ..errors import ConfigError, EdgeInferError
+from ..errors import EdgeInferError
 from ..netguard import Outbound
 
 CLIENTS = "edgeinfer.fallback_clients"
@@ -53,11 +53,5 @@ def client_for(endpoint: Any, outbound: Outbound, factories: Mapping[str, Client
     kind = endpoint.type
     if factories is not None and kind in factories:
         return factories[kind](endpoint, outbound)
-    try:
-        cls = plugins.load(CLIENTS, kind)
-    except KeyError:
-        raise ConfigError(f"no fallback client for endpoint type {kind!r} is installed",
-                          "reinstall edgeinfer (pip install edgeinfer) so its entry points are registered") from None
-    except ImportError as exc:
-        raise ConfigError(f"the {kind} fallback client cannot load: {exc}", plugins.install_hint(exc.name)) from exc
+    cls = plugins.load_configured(CLIENTS, kind, "fallback client")
     return cls.from_config(endpoint, outbound)
