@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .captures.config import CapturesConfig
 from .captures.queue import CaptureQueue
@@ -37,11 +37,13 @@ from .fallback.service import FallbackService, Job
 from .netguard import Outbound
 from .sinks.base import RunContext
 from .sources import Source
-from .telemetry.events import AlertEvent, CloudEvent, EventBase
 from .types import Frame, FrameResult, TaskOutput
 
 log = logging.getLogger(__name__)
 ALERTS_REMEMBERED = 64
+
+if TYPE_CHECKING:  # the event models are built on first use: a run without telemetry never needs them
+    from .telemetry.events import EventBase
 
 
 @dataclass
@@ -139,6 +141,8 @@ class HybridSlot:
             tel.add_listener(self._heard)
 
     def _heard(self, event: EventBase) -> None:
+        from .telemetry.events import AlertEvent
+
         if isinstance(event, AlertEvent):
             self._alerted[(event.evidence.source, event.evidence.frame)] = None
             while len(self._alerted) > ALERTS_REMEMBERED:
@@ -206,6 +210,8 @@ class HybridSlot:
     def _emit(self, fields: dict[str, Any]) -> None:
         tel = self._telemetry()
         if tel is not None:
+            from .telemetry.events import CloudEvent
+
             tel.emit_event(CloudEvent, **fields)
 
     def _online(self) -> bool:
