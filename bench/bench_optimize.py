@@ -20,26 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from edgeinfer.core.demo import demo_frames, demo_packages
 from edgeinfer.core.optimize.job import OptimizeOptions, optimize_package
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.core.optimize_frames import heldout_folder  # noqa: E402  (the tests' held-out frames, the same)
+
 CACHE = Path(os.environ.get("EDGEINFER_CACHE_DIR") or ROOT / ".cache")
-
-
-def heldout(images: Path, out: Path) -> Path:
-    for path in sorted(images.glob("*.png")):
-        img = cv2.imread(str(path))
-        h, w = img.shape[:2]
-        variants = {"": img, "-mirror": img[:, ::-1],
-                    "-zoom": cv2.resize(img[h // 10: h - h // 10, w // 10: w - w // 10], (w, h)),
-                    "-dark": np.clip(img.astype(np.int16) - 40, 0, 255).astype(np.uint8)}
-        for suffix, v in variants.items():
-            cv2.imwrite(str(out / f"{path.stem}{suffix}.png"), np.ascontiguousarray(v))
-    return out
 
 
 def main() -> int:
@@ -53,7 +42,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-optimize-") as tmp:
         Path(tmp, "heldout").mkdir()
-        held = heldout(images, Path(tmp, "heldout"))
+        held = heldout_folder(images, Path(tmp, "heldout"))
         for target in args.targets:
             source = tflite_pkg if target.startswith("tflite") else onnx_pkg
             started = time.monotonic()

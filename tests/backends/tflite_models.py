@@ -1,7 +1,8 @@
 """Real .tflite variants made from the real BlazeFace model, by editing its flatbuffer (no TensorFlow).
 
-- ``float32_model``: BlazeFace with its fp16 weights stored as fp32 constants (no DEQUANTIZE ops), op codes
-  in the current schema field, and a ``serving_default`` signature: what ai-edge-quantizer needs.
+- ``float32_model``: the product's own (``edgeinfer.core.optimize.tflite_float``): BlazeFace with its fp16
+  weights stored as fp32 constants, current op codes and a ``serving_default`` signature, as ai-edge-quantizer
+  needs it.
 - ``int8_model``: a full-integer int8 model (int8 input and outputs), made by ai-edge-quantizer.
 - ``dynamic_batch_model``: the input's batch dim is -1 and the RESHAPE ops follow it.
 - ``edgetpu_stub_model``: one ``edgetpu-custom-op`` node, as edgetpu_compiler leaves it (runs only on a TPU).
@@ -19,38 +20,14 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.tools import flatbuffer_utils as fbu
 
+from edgeinfer.core.optimize.tflite_float import float32_model
+
+__all__ = ["float32_model"]
+
 
 def _save(model: fb.ModelT, path: Path) -> Path:
     path.write_bytes(bytes(fbu.convert_object_to_bytearray(model)))
     return path
-
-
-def float32_model(src: Path, dst: Path) -> Path:
-    model = fbu.read_model(str(src))
-    graph = model.subgraphs[0]
-    kept = []
-    for op in graph.operators:
-        source = graph.tensors[op.inputs[0]]
-        if (fbu.opcode_to_name(model, op.opcodeIndex) == "DEQUANTIZE" and source.type == fb.TensorType.FLOAT16
-                and model.buffers[source.buffer].data is not None):
-            weights = np.frombuffer(bytes(model.buffers[source.buffer].data), np.float16).astype(np.float32)
-            buffer = fb.BufferT()
-            buffer.data = np.frombuffer(weights.tobytes(), np.uint8)
-            model.buffers.append(buffer)
-            graph.tensors[op.outputs[0]].buffer = len(model.buffers) - 1
-        else:
-            kept.append(op)
-    graph.operators = kept
-    for code in model.operatorCodes:  # old files keep the op in deprecatedBuiltinCode only
-        code.builtinCode = fbu.get_builtin_code_from_operator_code(code)
-
-    def tensor_map(i: int) -> fb.TensorMapT:
-        return fb.TensorMapT(name=graph.tensors[i].name, tensorIndex=i)
-
-    model.signatureDefs = [fb.SignatureDefT(inputs=[tensor_map(i) for i in graph.inputs],
-                                            outputs=[tensor_map(i) for i in graph.outputs],
-                                            signatureKey="serving_default", subgraphIndex=0)]
-    return _save(model, dst)
 
 
 def int8_model(float32_path: Path, dst: Path, frames: Iterable[np.ndarray]) -> Path:
