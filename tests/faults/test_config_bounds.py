@@ -51,6 +51,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "AzureMLEndpoint": {"type": "azureml", "scoring_uri": "https://faces.westeurope.inference.ml.azure.com/score"},
     "S3Store": {"type": "s3", "bucket": "my-artifacts", "region": "eu-west-1"},
     "BlobStore": {"type": "azureblob", "account_name": "edgecaptures"},
+    "StreamConfig": {"id": "s", "uri": "synthetic:64x64"},
 }
 #: What else the config must hold for a MINIMAL example to be valid (a command action names a defined hook).
 NEEDS: dict[str, dict[str, Any]] = {"CommandAction": {"hooks": {"h": {"argv": ["true"]}}}}
@@ -63,6 +64,11 @@ COMPANIONS: dict[str, tuple[str, str]] = {
     "fallback.band.high": ("low", "minimum"),
     "fallback.labels.h.low": ("high", "maximum"),
     "fallback.labels.h.high": ("low", "minimum"),
+    "sources.0.rules.0.when.max_count": ("min_count", "minimum"),
+    "sources.0.roi.x": ("w", "minimum"),  # x + w <= 1
+    "sources.0.roi.w": ("x", "minimum"),
+    "sources.0.roi.y": ("h", "minimum"),
+    "sources.0.roi.h": ("y", "minimum"),
 }
 
 

@@ -18,6 +18,7 @@ from ..core.session import RunSession
 from ..core.signals import StopSignals
 from ..core.sinks.base import RunContext
 from ..core.stats import STAGES
+from ..core.streams.config import parse_cli_sources
 from ..core.types import FrameResult
 from .common import build_config, console, console_err, setup_logging, status_progress
 
@@ -34,7 +35,8 @@ class ConsoleSink:
         self.task = ctx.task
 
     def on_result(self, result: FrameResult) -> None:
-        where = escape(f"{Path(result.source).name}#{result.index}")
+        stream = f"{result.stream}:" if result.stream is not None else ""
+        where = escape(f"{stream}{Path(result.source).name}#{result.index}")
         for d in result.output.detections:
             box = ", ".join(f"{v:.0f}" for v in d.box)
             console.print(f"{where:<28} [bold]{escape(d.label)}[/] {d.score:.2f}  [{box}]")
@@ -49,9 +51,17 @@ class ConsoleSink:
 def _print_alert(event: Any) -> None:
     if getattr(event, "type", None) == "alert":
         ev = event.evidence
-        where = escape(Path(ev.source).name)
+        where = escape((f"{ev.stream}:" if ev.stream is not None else "") + Path(ev.source).name)
         console.print(f"[bold red]ALERT[/] {escape(event.rule)} ({event.severity}) at {where}#{ev.frame}: "
                       f"{ev.count} match(es), max score {ev.max_score:.2f}")
+
+
+def _say_streams(session: RunSession, said: set[str]) -> set[str]:
+    """Print what changed in the streams' troubles (one waiting or failing while the others run)."""
+    now = {d for d in session.degraded() if d.startswith("stream ")}
+    for line in sorted(now - said):
+        console_err.print(f"[yellow]{escape(line)}[/]")
+    return now
 
 
 def _serving(cfg: Any, sinks: list[Any]) -> Any | None:
@@ -86,11 +96,27 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return t
 
 
+def streams_table(streams: dict[str, Any]) -> Table:
+    """One row per stream of ``sources:``: how it ended, what it delivered and what the model found in it."""
+    t = Table(title="streams", show_header=True, header_style="bold")
+    for col, right in (("stream", False), ("state", False), ("frames", True), ("fps", True), ("p50 ms", True),
+                       ("dropped", True), ("bad", True), ("detections", False)):
+        t.add_column(col, justify="right" if right else "left")
+    for sid, st in streams.items():
+        lat = st.get("latency_ms") or {}
+        dets = ", ".join(f"{k}: {v}" for k, v in st.get("detections", {}).items()) or "none"
+        state = st["state"] + (f": {st['reason']}" if st.get("reason") else "")
+        t.add_row(escape(sid), escape(state), str(st["frames"]), f"{st['fps']:.1f}",
+                  f"{lat['p50']:.2f}" if lat else "-", str(st["dropped"]), str(st["bad"]), escape(dets))
+    return t
+
+
 def run(
     model: Annotated[str | None, typer.Option(
         help="Model package (folder/.zip) or a bare .onnx/.tflite/.engine")] = None,
-    source: Annotated[str | None, typer.Option(help="Image, folder, video, camera index, rtsp:// URL, gst:PIPELINE, "
-                                               "synthetic:WxH[:N]")] = None,
+    source: Annotated[list[str] | None, typer.Option(
+        help="Image, folder, video, camera index, rtsp:// URL, gst:PIPELINE, synthetic:WxH[:N]; repeat it for "
+        "several streams through one model, each as ID=URI or URI")] = None,
     out: Annotated[str | None, typer.Option(help="Write results.jsonl, annotated/ and summary.json here")] = None,
     config: Annotated[str | None, typer.Option(
         "--config", help="YAML/JSON config file (see docs/configuration.md)")] = None,
@@ -113,14 +139,15 @@ def run(
         "(docs/observability.md)")] = None,
 ) -> None:
     t_proc = psutil.Process().create_time()
+    streams = parse_cli_sources(source) if source else {}
     cfg = build_config(config, {
         "model": {"path": model, "task": task, "score_threshold": threshold},
-        "source": {"uri": source}, "output": {"dir": out}, "max_frames": max_frames,
+        **streams, "output": {"dir": out}, "max_frames": max_frames,
         "backend": {"name": backend}, "log_level": log_level, "state_dir": state_dir,
         "telemetry": {"transport": telemetry, "mode": telemetry_mode, "drain_timeout_s": drain_timeout},
         "serve": {"enabled": True, "listen": serve} if serve else {},
-    })
-    demo = cfg.model.path is None and cfg.source.uri is None
+    }, replace=("source", "sources") if streams else ())
+    demo = cfg.model.path is None and cfg.source.uri is None and not cfg.sources
     if demo and cfg.output.dir is None:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": DEMO_OUT})})
     setup_logging(cfg.log_level)
@@ -145,12 +172,14 @@ def run(
             console.print(f"[bold]demo[/]: {escape(parts.model_name)} {escape(parts.model_version)} over "
                           f"{escape(session.source_uri)}")
         said: str | None = None
+        streams_said: set[str] = set()
         with frozen_heap():  # the start-up heap stays out of full collections while frames flow
             while not session.wait(0.2) and not stop.is_set():
                 state, reason = session.state()
                 if state in ("waiting", "restarting") and reason != said:
                     console_err.print(f"[yellow]{escape(reason or '')}[/]")
                 said = reason
+                streams_said = _say_streams(session, streams_said)
             if stop.is_set() and session.telemetry is not None and cfg.telemetry.transport != "none":
                 console_err.print(f"stopping: delivering telemetry for up to {cfg.telemetry.drain_timeout_s:g} s "
                                   "(a second Ctrl-C or SIGTERM exits at once; undelivered events stay in the outbox)")
@@ -167,6 +196,8 @@ def run(
     summary = session.last_summary or {}
     if summary.get("stages_ms") is not None:
         console.print(summary_table(summary))
+    if summary.get("streams"):
+        console.print(streams_table(summary["streams"]))
     tel = summary.get("telemetry")
     if tel and tel["transport"] != "none":
         left = tel["left_in_outbox"]

@@ -30,10 +30,17 @@ def annotate(result: FrameResult, image: np.ndarray | None = None) -> np.ndarray
     if seg is not None:
         from .tasks.segmentation import overlay
 
-        img = overlay(img, seg.mask)
+        if result.roi is not None:  # the mask covers the stream's region of interest
+            x, y, rw, rh = result.roi
+            img[y:y + rh, x:x + rw] = overlay(img[y:y + rh, x:x + rw], seg.mask)
+        else:
+            img = overlay(img, seg.mask)
         lines = [f"{k} {v:.1%}" for k, v in sorted(seg.areas.items(), key=lambda kv: -kv[1]) if v > 0][:5]
         for i, text in enumerate(lines):
             _label(img, text, 4, int((i + 1) * 28 * scale / 0.5), (60, 60, 60), scale)
+    if result.roi is not None:
+        x, y, rw, rh = result.roi
+        cv2.rectangle(img, (x, y), (x + rw - 1, y + rh - 1), (200, 200, 200), thick, cv2.LINE_AA)
     for d in result.output.detections:
         col = colour(d.class_id)
         x1, y1, x2, y2 = (round(v) for v in d.box)

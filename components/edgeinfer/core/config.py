@@ -27,6 +27,7 @@ from .remoteconfig import RemotePolicy
 from .rules.config import CommandAction, HookConfig, RuleConfig
 from .serve.config import ServeConfig
 from .shadow import ShadowConfig
+from .streams.config import MAX_STREAMS, StreamConfig, unique_ids
 from .telemetry.config import TelemetryConfig
 
 
@@ -93,7 +94,10 @@ class EdgeInferConfig(_Section):
                                   "(default $EDGEINFER_STATE_DIR or ~/.local/state/edgeinfer)",
                                   json_schema_extra=scope.local())
     model: ModelConfig = Field(default_factory=ModelConfig)
-    source: SourceConfig = Field(default_factory=SourceConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig, description="One stream (the shorthand of sources:)")
+    sources: list[StreamConfig] = Field(default_factory=list, max_length=MAX_STREAMS,
+                                        description="Several streams through one model session, each with its own "
+                                        "id; instead of source:")
     backend: BackendOptions = Field(default_factory=BackendOptions)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -122,11 +126,22 @@ class EdgeInferConfig(_Section):
 
     @model_validator(mode="after")
     def _hooks_exist(self) -> EdgeInferConfig:
-        for i, rule in enumerate(self.rules):
-            for j, action in enumerate(rule.actions):
-                if isinstance(action, CommandAction) and action.hook not in self.hooks:
-                    raise ValueError(f"rules[{i}].actions[{j}].hook: no hook named {action.hook!r} is defined "
-                                     "(the device's local settings define hooks: {NAME: {argv: [...]}})")
+        lists = [("rules", self.rules)] + [(f"sources[{k}].rules", s.rules) for k, s in enumerate(self.sources)
+                                          if s.rules]
+        for where, rules in lists:
+            for i, rule in enumerate(rules):
+                for j, action in enumerate(rule.actions):
+                    if isinstance(action, CommandAction) and action.hook not in self.hooks:
+                        raise ValueError(f"{where}[{i}].actions[{j}].hook: no hook named {action.hook!r} is defined "
+                                         "(the device's local settings define hooks: {NAME: {argv: [...]}})")
+        return self
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> EdgeInferConfig:
+        if self.sources and self.source.uri is not None:
+            raise ValueError("sources: and source.uri are both set: use source: for one stream or sources: for "
+                             "several, not both")
+        unique_ids(self.sources)
         return self
 
     def resolved_state_dir(self) -> Path:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from .config import EdgeInferConfig
 from .scope import scope_of
+from .streams.config import RegionOfInterest, StreamConfig
 
 HEADER = """# Configuration reference
 
@@ -34,6 +35,7 @@ reason naming the key; on a device the running configuration stays.
 See [security.md](security.md) for the threat model.
 """
 
+BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 SET_BY = {"remote": "deployment", "local": "**local only**"}
 CHECKED_BY = {"model_path": "`remote.model_dirs`", "source": "`remote.source_dirs` / `remote.source_hosts`",
               "transport": "`remote.telemetry_hosts` (no `file:`)", "webhook": "`remote.webhook_hosts`",
@@ -73,6 +75,8 @@ def _default(name: str, model: type[BaseModel]) -> str:
             return "(section)"
         if name == "device_id":
             return "hostname / $EDGEINFER_DEVICE_ID"
+    elif field.is_required():
+        return "(required)"
     else:
         value = field.default
     return f"`{json.dumps(value)}`"
@@ -94,8 +98,7 @@ def _section(title: str, model: type[BaseModel], schema: dict[str, Any], prefix:
             lines.append(f"| `{prefix}{name}` | section | | {set_by} | see [`{name}`](#{name}) |")
             continue
         desc = (info.get("description") or model.model_fields[name].description or "").replace("|", "\\|")
-        bounds = [f"{k.replace('exclusiveM', '> ').replace('minimum', '>=').replace('maximum', '<=')} {info[k]}"
-                  for k in ("minimum", "maximum", "exclusiveMinimum") if k in info]
+        bounds = [f"{op} {info[k]}" for k, op in BOUNDS.items() if k in info]
         if bounds:
             desc = f"{desc} ({', '.join(bounds)})".strip()
         lines.append(f"| `{prefix}{name}` | {_type(info)} | {_default(name, model)} | {set_by} | {desc} |")
@@ -109,6 +112,10 @@ def _section(title: str, model: type[BaseModel], schema: dict[str, Any], prefix:
 def render() -> str:
     schema = EdgeInferConfig.model_json_schema()
     body = _section("top level", EdgeInferConfig, schema, "")
+    defs = schema.get("$defs", {})
+    body += ["Each entry of `sources:` is one stream; see [streams.md](streams.md).", ""]
+    body += _section("sources[]", StreamConfig, defs["StreamConfig"], "sources[].")
+    body += _section("sources[].roi", RegionOfInterest, defs["RegionOfInterest"], "sources[].roi.")
     rules = schema.get("$defs", {}).get("RuleConfig")
     if rules:
         body += ["## `rules[]`", "", "Each rule: see [telemetry.md](telemetry.md#local-decisions) for examples.", "",

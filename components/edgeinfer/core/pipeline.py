@@ -32,6 +32,7 @@ from .model import LoadedModel
 from .sinks.base import Sink
 from .sources import Source
 from .stats import STAGES, StageStats
+from .streams.tally import StreamTally, fit_output
 from .types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Pipeline:
         self.in_flight = 0  # batches inside the runtime right now
         self.latest: FrameResult | None = None
         self.latest_image: np.ndarray | None = None
+        self.streams = StreamTally()  # per stream, when the source has several (``sources:``)
 
     # -- control -----------------------------------------------------------------------------------
     def swap_model(self, new: LoadedModel, keep_old: bool = False) -> LoadedModel:
@@ -164,11 +166,15 @@ class Pipeline:
 
     def _pre_one(self, item: _Item) -> None:
         t0 = time.perf_counter()
+        image = item.frame.image
+        if (roi := item.frame.roi) is not None:  # the stream's region of interest: a view, no copy
+            image = image[roi[1]:roi[1] + roi[3], roi[0]:roi[0] + roi[2]]
         try:
-            item.tensor, item.transform = item.model.preprocessor(item.frame.image)  # type: ignore[union-attr]
+            item.tensor, item.transform = item.model.preprocessor(image)  # type: ignore[union-attr]
         except (FrameError, ValueError) as exc:  # wrong-sized or corrupt: skip and count
             with self._lock:
                 self.bad_frames += 1
+            self.streams.bad_frame(item.frame.stream)
             log.warning("skipped frame %s#%d: %s", item.frame.source, item.frame.index, exc)
             item.tensor = None
         item.timings = {"preprocess": (time.perf_counter() - t0) * 1e3}
@@ -271,12 +277,15 @@ class Pipeline:
                 self.on_model_change(model)
         t0 = time.perf_counter()
         assert it.transform is not None  # preprocess set it for every frame that reached inference
+        f = it.frame
         output = model.decoder.decode(it.outputs, it.transform, model.labels)
+        if f.roi is not None or f.min_score is not None:
+            output = fit_output(f, output)
         t1 = time.perf_counter()
         it.timings["decode"] = (t1 - t0) * 1e3  # type: ignore[index]
-        f = it.frame
         result = FrameResult(f.source, f.index, f.ts, f.image.shape[1], f.image.shape[0], model.manifest.task,
-                             output, it.timings, f.image if self.keep_images else None)  # type: ignore[arg-type]
+                             output, it.timings, f.image if self.keep_images else None,  # type: ignore[arg-type]
+                             stream=f.stream, roi=f.roi)
         for sink in self.sinks:
             sink.on_result(result)
         t2 = time.perf_counter()
@@ -287,6 +296,8 @@ class Pipeline:
         self.stats.add("total", it.timings["total"])  # type: ignore[index]
         self.frames += 1
         self.latest, self.latest_image = result, f.image  # for snapshots (references, no copy)
+        if f.stream is not None:
+            self.streams.add(result, f.image)
         if self.first_result_at is None:
             self.first_result_at = t2
         for d in output.detections:
@@ -382,4 +393,9 @@ class Pipeline:
                       "task": m.manifest.task, "format": m.manifest.format},
             "backend": m.backend.info.to_dict(),
             "source": self.source.uri,
+            **self._streams_summary(wall),
         }
+
+    def _streams_summary(self, wall: float) -> dict[str, Any]:
+        states = getattr(self.source, "states", None)
+        return {"streams": self.streams.summary(states(), wall)} if states is not None else {}

@@ -45,7 +45,10 @@ from .runner import context_for
 from .shadow_runner import ShadowRunner, ShadowSlot
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, write_json_atomic
+from .sources import Source
 from .staging import Parts, Staged, pipeline_differs, stage, stage_telemetry, telemetry_differs
+from .streams.mux import MultiSource
+from .streams.opening import close_all, stream_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +201,7 @@ class RunSession:
             raise
         assert staged.model is not None and staged.source is not None and staged.files is not None
         parts = Parts(self.config, staged.model, staged.source, staged.files, timings=staged.timings)
+        self._apply_thresholds(parts.model, self.config, parts.source)
         try:
             parts.telemetry = self._open_telemetry(staged, parts)
         except EdgeInferError as exc:
@@ -338,16 +342,17 @@ class RunSession:
                     self._gate.begin(new.probation, current.model, old.model, staged.model, new, hot=True)
                 runner.pipeline.swap_model(staged.model, keep_old=keep_old)
                 current.model, current.timings = staged.model, staged.timings
-            self._set_threshold(current.model, new.model.score_threshold)
+            self._update_streams(current, old, new, staged)
+            self._apply_thresholds(current.model, new, current.source)
             current.config = new
             self._log_model(current.model)
             return
         self._retire_runner()
+        self._update_streams(current, old, new, staged)
         parts = Parts(new, staged.model or current.model, staged.source or current.source,
                       staged.files if staged.files is not None else current.files,
                       current.telemetry, staged.timings or current.timings)
-        if staged.model is None:
-            self._set_threshold(parts.model, new.model.score_threshold)
+        self._apply_thresholds(parts.model, new, parts.source)
         if telemetry_differs(old, new):
             if current.telemetry is not None:
                 current.telemetry.drain(0.0)  # the outbox keeps what was not sent; the new service sends it
@@ -397,9 +402,27 @@ class RunSession:
         self.apply_patch({"model": {"score_threshold": value}})
 
     @staticmethod
-    def _set_threshold(model: LoadedModel, value: float | None) -> None:
+    def _apply_thresholds(model: LoadedModel, cfg: EdgeInferConfig, source: Source) -> None:
+        """The model at the configured threshold, or the lowest a stream asks for; each stream's own above it."""
         base = model.package.manifest.decoder
-        model.decoder = base.with_threshold(value) if value is not None else base
+        common, own = stream_thresholds(getattr(base, "score_threshold", None), cfg.model.score_threshold,
+                                        cfg.sources)
+        model.decoder = base.with_threshold(common) if common is not None else base
+        if isinstance(source, MultiSource):
+            source.set_min_scores(own)
+
+    @staticmethod
+    def _update_streams(parts: Parts, old: EdgeInferConfig, new: EdgeInferConfig, staged: Staged) -> None:
+        """The running multiplexer's streams as ``new`` lists them: added, removed, reopened or re-tuned in place
+        (the other streams go on), and the streams' own rules handed to the rule engine."""
+        mux = parts.source
+        if isinstance(mux, MultiSource) and new.sources and new.sources != old.sources and staged.source is None:
+            retired = mux.update(new.sources, staged.streams or {})
+            staged.streams = None  # the multiplexer owns them now
+            close_all(retired)
+            log.info("streams now %s", ", ".join(mux.ids))
+        if parts.telemetry is not None and not telemetry_differs(old, new):
+            parts.telemetry.set_stream_rules(new)
 
     def _activated(self, cfg: EdgeInferConfig, model: LoadedModel | None) -> None:
         """Replay protection: a newly activated signed package raises the floor, also across restarts (for a model
@@ -473,7 +496,7 @@ class RunSession:
             sw.candidate.close()
         cfg = self.config.model_copy(update={"model": sw.previous_model_cfg})
         parts.model, parts.config, self.config = sw.previous, cfg, cfg
-        self._set_threshold(sw.previous, cfg.model.score_threshold)
+        self._apply_thresholds(sw.previous, cfg, parts.source)
         if not live:
             self._start_runner(parts)
         pkg = sw.candidate.package
@@ -622,7 +645,7 @@ class RunSession:
         runner = self._shadow.runner
         return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()],
                 **redact_any(self._gate.state()), "shadow": runner.state() if runner is not None else None,
-                **self._hybrid.state()}
+                **self._hybrid.state(), **redact_any(self._streams_health())}
 
     def report_health(self) -> None:
         """A health event now (an adapter's state changed: a configuration refused, a nucleus gap found)."""
@@ -702,12 +725,22 @@ class RunSession:
         assert self._parts is not None
         return context_for(self._parts.config, self._parts.model)
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, stream: str | None = None) -> bytes:
+        """The latest frame with its result drawn, as JPEG: of ``stream`` when given (``sources:``), else of any."""
         r = self._runner
         p = r.pipeline if r is not None else None
-        if p is None or p.latest is None or p.latest_image is None:
+        latest = (p.latest, p.latest_image) if p is not None else (None, None)
+        if stream is not None:
+            parts = self._parts
+            ids = parts.source.ids if parts is not None and isinstance(parts.source, MultiSource) else []
+            if stream not in ids:
+                raise ConfigError(f"no stream named {stream!r} runs" + (f" (streams: {', '.join(ids)})" if ids else ""),
+                                  "name one of the running streams, or omit stream for the latest frame of any")
+            latest = p.streams.latest(stream) or (None, None) if p is not None else (None, None)
+        result, image = latest
+        if result is None or image is None:
             raise EdgeInferError("no frame has been processed yet", "try again once the source delivers frames")
-        ok, buf = cv2.imencode(".jpg", annotate(p.latest, p.latest_image), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        ok, buf = cv2.imencode(".jpg", annotate(result, image), [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok:
             raise EdgeInferError("could not encode the snapshot", "check OpenCV's JPEG support")
         return buf.tobytes()
@@ -749,7 +782,29 @@ class RunSession:
             problem = getattr(s, "error", None)
             if problem:
                 out.append(f"{type(s).__name__}: {problem}")
+        if isinstance(parts.source, MultiSource) and not parts.source.waiting:  # some streams deliver, not all
+            out += [f"stream {sid}: {st['state']}: {st['reason']}" for sid, st in parts.source.states().items()
+                    if st["state"] in ("waiting", "retrying", "error")]
         return out
+
+    def streams(self) -> dict[str, dict[str, Any]] | None:
+        """Each stream of ``sources:``: its state and reason, and what the pipeline made of its frames (None with one
+        ``source:``)."""
+        parts, r = self._parts, self._runner
+        if parts is None or not isinstance(parts.source, MultiSource):
+            return None
+        p = r.pipeline if r is not None else None
+        states = parts.source.states()
+        if p is None:
+            return {sid: {**st, "frames": 0} for sid, st in states.items()}
+        return p.streams.summary(states, time.perf_counter() - p.started_at)
+
+    def _streams_health(self) -> dict[str, Any]:
+        streams = self.streams()
+        if streams is None:
+            return {}
+        keys = ("state", "reason", "frames", "dropped", "bad", "retries")
+        return {"streams": {sid: {k: st[k] for k in keys if k in st} for sid, st in streams.items()}}
 
     def status(self) -> dict[str, Any]:
         parts = self._parts
@@ -763,7 +818,7 @@ class RunSession:
                "running": state in ("running", "waiting"), "degraded": self.degraded(),
                "last_error": self.last_error, "config_version": self.config_version, **self._gate.state(),
                "shadow": self._shadow.runner.state() if self._shadow.runner is not None else None,
-               "shadow_promoted": self.shadow_promoted, **self._hybrid.state()}
+               "shadow_promoted": self.shadow_promoted, **self._hybrid.state(), **self._streams_health()}
         if self._host_state is not None:
             out["nucleus"] = self._host_state()
         return redact_any(out)

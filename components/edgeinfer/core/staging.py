@@ -21,6 +21,8 @@ from .runner import demo_source, load_configured
 from .sinks.base import Sink
 from .sinks.files import file_sinks
 from .sources import Source, open_source
+from .streams.mux import MultiSource
+from .streams.opening import close_all, open_changed, open_streams
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,27 @@ def model_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
             or new.pipeline.max_batch != old.pipeline.max_batch or new.trust != old.trust)
 
 
+def _stream_rules(cfg: EdgeInferConfig) -> bool:
+    return any(s.rules for s in cfg.sources)
+
+
 def telemetry_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
-    return any(getattr(new, k) != getattr(old, k) for k in TELEMETRY_SECTIONS)
+    """A stream's own rules are applied in place (the rule engine takes them); whether any exist decides, with the
+    top-level rules and the transport, whether telemetry runs at all."""
+    return any(getattr(new, k) != getattr(old, k) for k in TELEMETRY_SECTIONS) or (
+        _stream_rules(new) != _stream_rules(old))
+
+
+def streams_in_place(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
+    """Both run ``sources:`` lists: streams are added, removed and re-tuned in the running multiplexer."""
+    return bool(old.sources) and bool(new.sources)
 
 
 def pipeline_differs(old: EdgeInferConfig, new: EdgeInferConfig) -> bool:
-    """Anything but the model (which can be swapped between frames) and the log level."""
-    return (new.source != old.source or new.output != old.output or new.max_frames != old.max_frames
+    """Anything but the model (which can be swapped between frames), the streams of a ``sources:`` list (changed in
+    place) and the log level."""
+    sources = new.sources != old.sources and not streams_in_place(old, new)
+    return (new.source != old.source or sources or new.output != old.output or new.max_frames != old.max_frames
             or new.pipeline != old.pipeline or telemetry_differs(old, new)
             or (new.shadow.model is None) != (old.shadow.model is None)  # the frames' images kept for a shadow
             or _hybrid(new) != _hybrid(old))  # ... and for the cloud fallback and captures
@@ -51,7 +67,7 @@ def _hybrid(cfg: EdgeInferConfig) -> bool:
 
 def wants_telemetry(cfg: EdgeInferConfig, injected: Any | None) -> bool:
     """Telemetry runs when a transport is configured or passed in, or when there are rules to act on."""
-    return injected is not None or cfg.telemetry.transport != "none" or bool(cfg.rules)
+    return injected is not None or cfg.telemetry.transport != "none" or bool(cfg.rules) or _stream_rules(cfg)
 
 
 @dataclass
@@ -83,6 +99,7 @@ class Staged:
     config: EdgeInferConfig
     model: LoadedModel | None = None
     source: Source | None = None
+    streams: dict[str, Source] | None = None  # for the running multiplexer: its new and reopened streams
     files: list[Sink] | None = None
     transport: Any | None = None  # a configured transport for new telemetry, opened (validated) not connected
     new_telemetry: bool = False
@@ -96,7 +113,8 @@ class Staged:
                     close()
                 except Exception:  # cleaning up after a failure must not hide the failure
                     log.exception("could not close a staged piece")
-        self.model = self.source = self.transport = None
+        close_all((self.streams or {}).values())
+        self.model = self.source = self.transport = self.streams = None
 
 
 def stage_telemetry(st: Staged, injected_transport: Any | None) -> Staged:
@@ -111,6 +129,17 @@ def stage_telemetry(st: Staged, injected_transport: Any | None) -> Staged:
 
             st.transport = open_transport(cfg.telemetry.transport, cfg.telemetry, cfg.device_id)
     return st
+
+
+def open_configured(cfg: EdgeInferConfig, progress: Progress = no_progress, require_connected: bool = False
+                    ) -> Source:
+    """The source ``cfg`` names: its ``sources:`` streams, its ``source:``, or the demo frames. At start a camera that
+    is not there yet is waited for; an update to a new one must open now (``require_connected``)."""
+    if cfg.sources:
+        return open_streams(cfg.sources, require_connected)
+    s = cfg.source
+    return open_source(s.uri, s.live, s.loop, s.fps, require_connected=require_connected) if s.uri else demo_source(
+        progress)
 
 
 def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any | None = None,
@@ -129,11 +158,12 @@ def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any |
         if old is None or reload_model or model_differs(old, new):
             running = current.model.package.manifest if current is not None else None  # replay protection
             st.model, st.timings = load_configured(new, progress, running, key_source)  # trusted, loaded: the gate
-        if old is None or new.source != old.source:
-            s = new.source
-            # at start a camera that is not there yet is waited for; an update to a new one must open now
-            st.source = (open_source(s.uri, s.live, s.loop, s.fps, require_connected=old is not None)
-                         if s.uri else demo_source(progress))
+        mux = current.source if current is not None and isinstance(current.source, MultiSource) else None
+        if old is not None and mux is not None and streams_in_place(old, new):
+            if new.sources != old.sources:
+                st.streams = open_changed(new.sources, mux)
+        elif old is None or new.source != old.source or new.sources != old.sources:
+            st.source = open_configured(new, progress, require_connected=old is not None)
     except EdgeInferError:
         st.discard()
         raise

@@ -17,6 +17,9 @@ class Frame:
     image: np.ndarray
     ts: float  # wall-clock capture time, seconds since the epoch
     t_read: float = 0.0  # perf_counter() when the frame was read
+    stream: str | None = None  # the stream's id when several run (``sources:``)
+    roi: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels: the part of the image the model sees
+    min_score: float | None = None  # the stream's own score threshold, above the model's (applied after decoding)
 
 
 @dataclass(slots=True)
@@ -86,9 +89,12 @@ class FrameResult:
     output: TaskOutput
     timings_ms: dict[str, float]
     image: np.ndarray | None = None  # the original frame, for annotation sinks
+    stream: str | None = None  # the stream's id when several run (``sources:``)
+    roi: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels: the region the model saw
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
+        d: dict[str, Any] = {"stream": self.stream} if self.stream is not None else {}
+        d |= {
             "source": self.source,
             "frame": self.index,
             "ts": round(self.ts, 3),
@@ -101,5 +107,7 @@ class FrameResult:
             d["classes"] = [x.to_dict() for x in self.output.classes]
         elif self.task == "segmentation" and self.output.segmentation is not None:
             d["segmentation"] = self.output.segmentation.to_dict()
+        if self.roi is not None:
+            d["roi"] = list(self.roi)
         d["timings_ms"] = {k: round(v, 3) for k, v in self.timings_ms.items()}
         return d

@@ -59,19 +59,34 @@ class _State:
 
 
 class RuleEngine:
-    def __init__(self, rules: list[RuleConfig], clock: FrameClock = monotonic_clock) -> None:
+    """``rules`` for every frame; a stream with rules of its own (``stream_rules``, replaced in place with
+    ``set_stream_rules``) uses those instead. Each rule keeps its state per stream (or per source)."""
+
+    def __init__(self, rules: list[RuleConfig], clock: FrameClock = monotonic_clock,
+                 stream_rules: dict[str, list[RuleConfig]] | None = None) -> None:
         self.rules = [r for r in rules if r.enabled]
         self.clock = clock
         self._states: dict[tuple[str, str], _State] = {}
+        self._stream_rules: dict[str, list[RuleConfig]] = {}
+        self.set_stream_rules(stream_rules or {})
+
+    def set_stream_rules(self, stream_rules: dict[str, list[RuleConfig]]) -> None:
+        """The streams' own rules now (an update): a rule a stream no longer has forgets its state there."""
+        new = {sid: [r for r in rules if r.enabled] for sid, rules in stream_rules.items()}
+        self._states = {(name, key): st for (name, key), st in self._states.items()
+                        if key not in new or any(r.name == name for r in new[key])}
+        self._stream_rules = new
 
     def evaluate(self, result: FrameResult) -> list[RuleHit]:
-        if not self.rules:
+        key = result.stream if result.stream is not None else result.source
+        rules = self._stream_rules.get(key, self.rules) if result.stream is not None else self.rules
+        if not rules:
             return []
         items = items_of(result)
         now = self.clock(result)
         hits = []
-        for rule in self.rules:
-            state = self._states.setdefault((rule.name, result.source), _State())
+        for rule in rules:
+            state = self._states.setdefault((rule.name, key), _State())
             if (hit := _step(rule, state, items, result, now)) is not None:
                 hits.append(hit)
         return hits

@@ -222,7 +222,7 @@ _STILLS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class AnnotatedFramesSink(_GuardedSink):
-    """JPEGs with results drawn, named ``<source stem>[-<frame>].jpg``; every Nth frame of a stream;
+    """JPEGs with results drawn, named ``[<stream>-]<source stem>[-<frame>].jpg``; every Nth frame of a stream;
     at most ``max_files`` files and ``max_bytes`` bytes in the folder, oldest removed first."""
 
     name: ClassVar[str] = "annotated"
@@ -255,7 +255,8 @@ class AnnotatedFramesSink(_GuardedSink):
         if result.image is None or result.index % self.every or not self._ready():
             return
         is_still = result.index == 0 and Path(result.source).suffix.lower() in _STILLS
-        name = _stem(result.source) + ("" if is_still else f"-{result.index:06d}") + ".jpg"
+        prefix = f"{result.stream}-" if result.stream is not None else ""  # stream ids are file-name safe
+        name = prefix + _stem(result.source) + ("" if is_still else f"-{result.index:06d}") + ".jpg"
         ok, buf = cv2.imencode(".jpg", annotate(result), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             log.warning("could not encode the annotated frame %s", name)

@@ -79,6 +79,7 @@ class Cls(_Model):
 
 class ResultEvent(EventBase):
     type: Literal["result"] = "result"
+    stream: str | None = Field(default=None, description="The stream's id (sources:); absent with one source:")
     source: str
     frame: int
     width: int
@@ -186,6 +187,12 @@ class ShadowState(_Model):
     error: str | None = Field(default=None, description="Why the candidate stopped, if it did")
 
 
+class StreamWindow(_Model):
+    frames: int = Field(ge=0)
+    dropped: int = Field(default=0, ge=0, description="Gaps in the stream's frame indices")
+    labels: dict[str, int] = Field(default_factory=dict, description="Detections (or top-1 classes) per label")
+
+
 class SummaryEvent(EventBase):
     type: Literal["summary"] = "summary"
     start: float = Field(description="Window start, frame time (seconds since the epoch)")
@@ -202,11 +209,14 @@ class SummaryEvent(EventBase):
                                        "over this window (absent without a shadow)")
     fallback: FallbackState | None = Field(default=None, description="The cloud fallback over this window (absent "
                                            "when it is off)")
+    streams: dict[str, StreamWindow] | None = Field(default=None, description="Per stream id over this window "
+                                                    "(sources:); absent with one source:")
 
     priority: ClassVar[int] = PRIORITY["summary"]
 
 
 class Evidence(_Model):
+    stream: str | None = Field(default=None, description="The stream's id (sources:); absent with one source:")
     source: str
     frame: int
     frame_ts: float
@@ -307,6 +317,18 @@ class Rollback(BaseModel):
     at: str = Field(description="UTC time of the rollback (ISO 8601)")
 
 
+class StreamState(_Model):
+    """One stream of ``sources:``: fails, waits and recovers on its own."""
+
+    state: Literal["running", "waiting", "retrying", "finished", "error"]
+    reason: str | None = Field(default=None, description="Why it does not deliver: the camera it waits for, the "
+                               "error it retries after")
+    frames: int = Field(default=0, ge=0, description="Frames inferred since the pipeline started")
+    dropped: int = Field(default=0, ge=0, description="Stale live frames replaced before inference")
+    bad: int = Field(default=0, ge=0, description="Unreadable or wrong-sized frames skipped")
+    retries: int = Field(default=0, ge=0, description="Times its source was opened again after a failure")
+
+
 class RunState(BaseModel):
     """The run session's state, as status() and the IoT Edge reported properties say it."""
 
@@ -323,6 +345,8 @@ class RunState(BaseModel):
     shadow: ShadowState | None = Field(default=None, description="The shadow candidate since it started")
     fallback: FallbackState | None = Field(default=None, description="The cloud fallback since it started")
     captures: CaptureState | None = Field(default=None, description="The capture queue since it started")
+    streams: dict[str, StreamState] | None = Field(default=None, description="Each stream of sources: by id "
+                                                   "(absent with one source:)")
 
 
 class HealthEvent(EventBase):

@@ -46,7 +46,8 @@ OUTBOX_FILE = "outbox.db"
 class TelemetryService:
     def __init__(self, cfg: TelemetryConfig, ctx: RunContext, rules: list[RuleConfig],
                  outbox: Outbox | None, transport: Transport | None, probe: SystemProbe | None = None,
-                 hooks: dict[str, HookConfig] | None = None) -> None:
+                 hooks: dict[str, HookConfig] | None = None,
+                 stream_rules: dict[str, list[RuleConfig]] | None = None) -> None:
         if (outbox is None) != (transport is None):
             raise TelemetryError("a telemetry outbox needs a transport and a transport needs an outbox",
                                  "pass both, or neither for transport 'none'")
@@ -64,7 +65,8 @@ class TelemetryService:
         self._actions = ActionRunner(self._on_action, hooks=hooks)
         self._health = HealthReporter(self._emitter, outbox, transport, self.stats, cfg.health_interval_s, probe)
         self._failures.on_change = lambda _degraded: self._health.poke()  # say so at once, both ways
-        self.sink = TelemetrySink(cfg, self._emitter, RuleEngine(rules), self._actions, self._health, self.stats)
+        self.sink = TelemetrySink(cfg, self._emitter, RuleEngine(rules, stream_rules=stream_rules),
+                                  self._actions, self._health, self.stats)
         self._started = False
         self._closed = False
 
@@ -85,7 +87,11 @@ class TelemetryService:
                 raise
             if outbox.depth:
                 log.info("telemetry outbox holds %d events from an earlier run; sending them first", outbox.depth)
-        return cls(tcfg, ctx, cfg.rules, outbox, transport, probe, hooks=cfg.hooks)
+        return cls(tcfg, ctx, cfg.rules, outbox, transport, probe, hooks=cfg.hooks, stream_rules=stream_rules(cfg))
+
+    def set_stream_rules(self, cfg: EdgeInferConfig) -> None:
+        """The streams' own rules of ``cfg``, in place (an update that changed only those)."""
+        self.sink.rules.set_stream_rules(stream_rules(cfg))
 
     # -- wiring ----------------------------------------------------------------------------------
     def set_queue_depths_provider(self, fn: QueueDepths | None) -> None:
@@ -181,3 +187,6 @@ class TelemetryService:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+def stream_rules(cfg: EdgeInferConfig) -> dict[str, list[RuleConfig]]:
+    return {s.id: s.rules for s in cfg.sources if s.rules is not None}

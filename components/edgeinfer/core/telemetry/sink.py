@@ -37,7 +37,8 @@ ERROR_LOG_INTERVAL_S = 60
 def result_fields(r: FrameResult) -> dict[str, Any]:
     """A FrameResult as ResultEvent fields: scores to 3 decimals, boxes to 0.1 px, timings to 0.01 ms."""
     out = r.output
-    d: dict[str, Any] = {"source": r.source, "frame": r.index, "width": r.width, "height": r.height,
+    d: dict[str, Any] = {"stream": r.stream} if r.stream is not None else {}
+    d |= {"source": r.source, "frame": r.index, "width": r.width, "height": r.height,
                          "task": r.task, "timings_ms": {k: round(v, 2) for k, v in r.timings_ms.items()}}
     if out.detections:
         d["detections"] = [{"label": x.label, "score": round(float(x.score), 3),
@@ -56,7 +57,7 @@ class TelemetrySink:
                  health: HealthReporter, stats: Stats) -> None:
         self._cfg = cfg
         self._emitter = emitter
-        self._rules = rules
+        self.rules = rules
         self._actions = actions
         self._health = health
         self._stats = stats
@@ -83,7 +84,7 @@ class TelemetrySink:
                               result.source, result.index, self._errors, ERROR_LOG_INTERVAL_S)
 
     def _on_result(self, result: FrameResult) -> None:
-        for hit in self._rules.evaluate(result):
+        for hit in self.rules.evaluate(result):
             self._on_hit(hit)
         event = self._emitter.build(ResultEvent, **result_fields(result))
         size = 0
@@ -118,6 +119,7 @@ class TelemetrySink:
         rule, r = hit.rule, hit.result
         items = sorted(hit.items, key=lambda i: i.score, reverse=True)[:MAX_EVIDENCE_ITEMS]
         evidence = {
+            **({"stream": r.stream} if r.stream is not None else {}),
             "source": r.source, "frame": r.index, "frame_ts": r.ts, "since_ts": hit.since_ts,
             "matched": hit.matched, "considered": hit.considered, "count": len(hit.items),
             "max_score": round(max((i.score for i in hit.items), default=0.0), 3),
@@ -133,7 +135,8 @@ class TelemetrySink:
         if to_cloud or local:
             stored = self._emitter.emit(event, local_topics=local, to_default=to_cloud,
                                         stream=None if to_cloud else "local")
-        log.info("rule %s fired on %s frame %d (%d matching)", rule.name, r.source, r.index, len(hit.items))
+        log.info("rule %s fired on %s frame %d (%d matching)", rule.name, r.stream or r.source, r.index,
+                 len(hit.items))
         payload = stored.payload if stored is not None else event.encode()  # hooks get the stored bytes
         for action in rule.actions:
             if isinstance(action, CommandAction | WebhookAction):

@@ -33,6 +33,7 @@ class _Window:
     timings: dict[str, list[float]] = field(default_factory=dict)
     results_bytes: int = 0
     raw_bytes: int = 0
+    streams: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stream id: frames, dropped, labels
 
 
 class WindowAggregator:
@@ -49,17 +50,24 @@ class WindowAggregator:
         w = self._win = self._win or _Window(start=result.ts, last=result.ts)
         w.last = max(w.last, result.ts)
         w.frames += 1
-        prev = self._last_index.get(result.source)
-        if prev is not None and result.index > prev + 1:
-            w.dropped += result.index - prev - 1
-        self._last_index[result.source] = result.index
+        key = result.stream if result.stream is not None else result.source
+        prev = self._last_index.get(key)
+        gap = result.index - prev - 1 if prev is not None and result.index > prev + 1 else 0
+        w.dropped += gap
+        self._last_index[key] = result.index
         out = result.output
         scores = [float(d.score) for d in out.detections]
-        w.labels.update(d.label for d in out.detections)
+        labels = [d.label for d in out.detections]
         if out.classes:
             top = max(out.classes, key=lambda c: c.score)
-            w.labels[top.label] += 1
+            labels.append(top.label)
             scores.append(float(top.score))
+        w.labels.update(labels)
+        if result.stream is not None:
+            per = w.streams.setdefault(result.stream, {"frames": 0, "dropped": 0, "labels": Counter()})
+            per["frames"] += 1
+            per["dropped"] += gap
+            per["labels"].update(labels)
         finite = [min(max(s, 0.0), 1.0) for s in scores if math.isfinite(s)]
         if finite:
             w.hist += np.histogram(finite, bins=HIST_BINS, range=(0.0, 1.0))[0]
@@ -87,6 +95,8 @@ class WindowAggregator:
             "latency_ms": {stage: _percentiles(v) for stage, v in w.timings.items()},
             "results_bytes": w.results_bytes,
             "raw_bytes": w.raw_bytes,
+            **({"streams": {sid: {**per, "labels": dict(per["labels"])} for sid, per in w.streams.items()}}
+               if w.streams else {}),
         }
 
 

@@ -1,0 +1,1 @@
+"""Many cameras, one model: the ``sources:`` list, the stream multiplexer and per-stream accounting."""
