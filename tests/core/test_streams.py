@@ -7,7 +7,6 @@ result proves which stream's frame it was: a frame attributed to the wrong strea
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,43 +23,14 @@ from edgeinfer.core.modelpkg import load_package
 from edgeinfer.core.pipeline import Pipeline
 from edgeinfer.core.remote import remote_problems
 from edgeinfer.core.session import RunSession
-from edgeinfer.core.sinks.base import RunContext
 from edgeinfer.core.sources import MemorySource, Source
 from edgeinfer.core.streams.config import StreamConfig, parse_cli_sources
 from edgeinfer.core.streams.mux import MultiSource
 from edgeinfer.core.streams.opening import open_stream, stream_thresholds
-from edgeinfer.core.types import Frame, FrameResult
+from edgeinfer.core.types import Frame
 
+from .by_stream import ByStream
 from .colour_model import COLOURS_BGR, LABELS, frame, make_colour_model
-
-
-class ByStream:
-    """Results per stream as they come; a test waits for a stream's frames instead of polling."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.results: dict[str | None, list[FrameResult]] = {}
-
-    def start(self, ctx: RunContext) -> None:
-        pass
-
-    def on_result(self, result: FrameResult) -> None:
-        with self._cond:
-            self.results.setdefault(result.stream, []).append(result)
-            self._cond.notify_all()
-
-    def close(self, summary: dict[str, Any]) -> None:
-        pass
-
-    def count(self, stream: str) -> int:
-        with self._cond:
-            return len(self.results.get(stream, []))
-
-    def wait_for(self, stream: str, n: int, timeout_s: float = 20.0) -> bool:
-        """Block until ``stream`` has ``n`` more results than now."""
-        with self._cond:
-            target = len(self.results.get(stream, [])) + n
-            return self._cond.wait_for(lambda: len(self.results.get(stream, [])) >= target, timeout_s)
 
 
 @pytest.fixture(scope="module")

@@ -40,15 +40,20 @@ def served_run(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path],
                tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A real `edgeinfer run --serve` over the demo images (faces), a rule and file telemetry, lingering after
     the run so the test can scrape the final figures; yields (url, summary, process)."""
-    tmp = tmp_path_factory.mktemp("served")
-    cfg = {"serve": {"linger_s": 120}, "source": {"loop": True},
+    cfg = {"source": {"loop": True},
            "rules": [{"name": "face-seen", "when": {"label": "face", "min_score": 0.5}, "over": {"frames": 1},
                       "hysteresis": {"clear_frames": 1}}]}
-    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    yield from served(tmp_path_factory.mktemp("served"), cfg, ["--model", str(demo_pkgs[0]), "--source",
+                                                               str(demo_media[0]), "--max-frames", str(FRAMES)])
+
+
+def served(tmp: Path, cfg: dict[str, Any], args: list[str]) -> Any:
+    """Run `edgeinfer run --serve ... ARGS` with ``cfg`` (and file telemetry) until it has ended and lingers;
+    yields (url, summary, process), then stops it."""
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump({"serve": {"linger_s": 120}, **cfg}))
     exe = Path(sys.executable).with_name("edgeinfer")
-    proc = subprocess.Popen([str(exe), "run", "--serve", "127.0.0.1:0", "--config", str(tmp / "cfg.yaml"),
-                             "--model", str(demo_pkgs[0]), "--source", str(demo_media[0]),
-                             "--max-frames", str(FRAMES), "--out", str(tmp / "out"), "-q",
+    proc = subprocess.Popen([str(exe), "run", "--serve", "127.0.0.1:0", "--config", str(tmp / "cfg.yaml"), *args,
+                             "--out", str(tmp / "out"), "-q",
                              "--telemetry", f"file:{tmp / 'events.jsonl'}", "--telemetry-mode", "results",
                              "--state-dir", str(tmp / "state")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -166,3 +171,26 @@ def test_every_metric_served_is_documented_and_the_documented_settings_validate(
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "/etc/edgeinfer/local.yaml" in b)
     cfg = cfgmod.validate(yaml.safe_load(block), "docs/observability.md")
     assert cfg.serve.listen == "127.0.0.1:9464" and cfg.serve.stall_s == 300
+
+
+def test_each_stream_has_its_own_series(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path],
+                                        tmp_path: Path) -> None:
+    """Three streams through one model: each stream's frames, state and detections on /metrics are its own."""
+    faces = str(demo_media[0])
+    args = ["--model", str(demo_pkgs[0]), "--source", f"a={faces}", "--source", f"b={faces}",
+            "--source", "c=synthetic:64x64:5"]
+    run = served(tmp_path, {}, args)
+    url, summary, _ = next(run)
+    try:
+        m = _samples(get(url + "/metrics")[1].decode())
+        n = len(list(demo_media[0].glob("*.png")))
+        assert {sid: st["frames"] for sid, st in summary["streams"].items()} == {"a": n, "b": n, "c": 5}
+        for sid, st in summary["streams"].items():
+            assert m[("edgeinfer_stream_frames_total", (("stream", sid),))] == st["frames"]
+            assert m[("edgeinfer_stream_state", (("state", "finished"), ("stream", sid)))] == 1
+            for label, count in st["detections"].items():
+                assert m[("edgeinfer_stream_detections_total", (("label", label), ("stream", sid)))] == count
+        assert summary["streams"]["a"]["detections"] == summary["streams"]["b"]["detections"] != {}
+        assert summary["streams"]["c"]["detections"] == {}  # no face in synthetic shapes
+    finally:
+        next(run, None)

@@ -54,11 +54,18 @@ def setup_logging(level: str = "INFO") -> None:
 def build_config(config_file: str | None, overrides: dict[str, Any], replace: tuple[str, ...] = ()
                  ) -> cfgmod.EdgeInferConfig:
     """defaults <- local settings <- config file <- flags (flags given as a nested dict of the values passed).
-    ``replace``: top-level keys the flags set as a whole (``--source`` replaces ``source:`` and ``sources:``).
+    ``replace``: dotted keys the flags replace rather than merge into (``--source`` given several times replaces
+    ``sources:`` and ``source.uri`` of the file).
 
     All of them are the local operator's, so every key may be set (core/remote.py checks only remote input)."""
     data = cfgmod.deep_merge(remote.load_local(), cfgmod.load_file(config_file) if config_file else {})
-    data = {k: v for k, v in data.items() if k not in replace}
+    for key in replace:
+        *path, last = key.split(".")
+        section = data
+        for step in path:
+            section = section.get(step) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            section.pop(last, None)
     return cfgmod.validate(cfgmod.deep_merge(data, prune(overrides)),
                            f"config {config_file}" if config_file else "options")
 

@@ -146,7 +146,7 @@ def run(
         "backend": {"name": backend}, "log_level": log_level, "state_dir": state_dir,
         "telemetry": {"transport": telemetry, "mode": telemetry_mode, "drain_timeout_s": drain_timeout},
         "serve": {"enabled": True, "listen": serve} if serve else {},
-    }, replace=("source", "sources") if streams else ())
+    }, replace=("sources", "source.uri") if "sources" in streams else ("sources",) if streams else ())
     demo = cfg.model.path is None and cfg.source.uri is None and not cfg.sources
     if demo and cfg.output.dir is None:
         cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": DEMO_OUT})})

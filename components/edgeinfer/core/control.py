@@ -34,6 +34,7 @@ from .config import EdgeInferConfig, one_line
 from .errors import ConfigError, EdgeInferError, ModelError
 from .jpeg import fit_jpeg
 from .remote import check_reload_path
+from .streams.config import STREAM_ID
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Controlled(Protocol):
     def config(self) -> EdgeInferConfig: ...
     def reload_model(self, path: str | None = None) -> dict[str, Any]: ...
     def set_threshold(self, value: float) -> None: ...
-    def snapshot(self) -> bytes: ...
+    def snapshot(self, stream: str | None = None) -> bytes: ...
     def stats(self) -> dict[str, Any]: ...
     def status(self) -> dict[str, Any]: ...
     @property
@@ -72,6 +73,8 @@ class ThresholdArgs(_Args):
 
 class SnapshotArgs(_Args):
     max_bytes: int | None = Field(default=None, ge=1024, le=16 * 1024 * 1024, strict=True)
+    stream: str | None = Field(default=None, pattern=STREAM_ID, description="the stream's id (sources:); none = the "
+                               "latest frame of any stream")
 
 
 class NoArgs(_Args):
@@ -82,7 +85,8 @@ _ARGS: dict[str, type[_Args]] = {"reload": ReloadArgs, "set_threshold": Threshol
                                  "status": NoArgs}
 _HOW = {"set_threshold": 'send the threshold as a number from 0 to 1, e.g. {"value": 0.6}',
         "reload": 'send {"path": "<package on the device>"}, or nothing to reload the configured model',
-        "snapshot": 'send nothing, or {"max_bytes": N} with N from 1024 to the transport\'s limit',
+        "snapshot": 'send nothing, or {"max_bytes": N} with N from 1024 to the transport\'s limit, and/or '
+                    '{"stream": ID} for one stream of sources:',
         "status": "send no arguments"}
 
 
@@ -159,8 +163,9 @@ class Controls:
             return Outcome(200, {"score_threshold": args.value})
         if isinstance(args, SnapshotArgs):
             limit = min(args.max_bytes or self._snapshot_max, self._snapshot_max)
-            jpeg, width, height = fit_jpeg(service.snapshot(), limit)
-            return Outcome(200, {"content_type": "image/jpeg", "width": width, "height": height, "bytes": len(jpeg)},
-                           jpeg=jpeg)
+            jpeg, width, height = fit_jpeg(service.snapshot(args.stream), limit)
+            where = {"stream": args.stream} if args.stream is not None else {}
+            return Outcome(200, {"content_type": "image/jpeg", "width": width, "height": height, "bytes": len(jpeg),
+                                 **where}, jpeg=jpeg)
         return Outcome(200, {**service.status(), "busy": service.busy, "swapping": service.swapping,
                              "stats": service.stats()})

@@ -27,6 +27,7 @@ from .recorder import LATENCY_BUCKETS_S, Recorder
 
 log = logging.getLogger(__name__)
 STATES = ("starting", "running", "waiting", "restarting", "finished", "error", "stopped")
+STREAM_STATES = ("running", "waiting", "retrying", "finished", "error")
 
 
 def _buckets(bounds: Iterable[float], counts: Iterable[int]) -> list[tuple[str, float]]:
@@ -57,6 +58,7 @@ class SessionCollector(Collector):
         stats = session.stats()
         yield from self._run(status)
         yield from self._frames(stats)
+        yield from self._streams(stats.get("streams") or {})
         yield from self._model(status, stats)
         yield from self._gate(status)
         live = session.telemetry
@@ -105,6 +107,36 @@ class SessionCollector(Collector):
         for (rule, severity), n in sorted(self._rec.firings().items()):
             fired.add_metric([_str(rule), _str(severity)], float(n))
         yield fired
+
+    def _streams(self, streams: dict[str, Any]) -> Iterator[Any]:
+        """Per stream of ``sources:`` (nothing with one ``source:``): its state, frames, drops and detections."""
+        if not streams:
+            return
+        state = GaugeMetricFamily("edgeinfer_stream_state", "1 for the state each stream is in",
+                                  labels=["stream", "state"])
+        counters = {key: CounterMetricFamily(f"edgeinfer_stream_{name}", doc, labels=["stream"]) for key, name, doc in (
+            ("frames", "frames", "Frames of the stream inferred by the current pipeline"),
+            ("dropped", "dropped_frames", "Stale frames of the stream replaced before inference"),
+            ("bad", "bad_frames", "Frames of the stream skipped as unreadable or malformed"),
+            ("retries", "retries", "Times the stream's source was opened again after a failure"))}
+        det = CounterMetricFamily("edgeinfer_stream_detections", "Detections by stream and label (current pipeline)",
+                                  labels=["stream", "label"])
+        lat = GaugeMetricFamily("edgeinfer_stream_latency_seconds", "Capture-to-result latency of the stream's "
+                                "recent frames", labels=["stream", "quantile"])
+        for sid, st in streams.items():
+            for s in STREAM_STATES:
+                state.add_metric([sid, s], int(st.get("state") == s))
+            for key, fam in counters.items():
+                fam.add_metric([sid], float(st.get(key) or 0))
+            for label, n in sorted((st.get("detections") or {}).items()):
+                det.add_metric([sid, _str(label)], float(n))
+            for q, key in (("0.5", "p50"), ("0.95", "p95")):
+                if st.get("latency_ms"):
+                    lat.add_metric([sid, q], st["latency_ms"][key] / 1e3)
+        yield state
+        yield from counters.values()
+        yield det
+        yield lat
 
     def _model(self, status: dict[str, Any], stats: dict[str, Any]) -> Iterator[Any]:
         # after the run stopped, the last pipeline's summary still says what ran
