@@ -61,7 +61,7 @@ def build_config(config_file: str | None, overrides: dict[str, Any], replace: tu
     data = cfgmod.deep_merge(remote.load_local(), cfgmod.load_file(config_file) if config_file else {})
     for key in replace:
         *path, last = key.split(".")
-        section = data
+        section: Any = data
         for step in path:
             section = section.get(step) if isinstance(section, dict) else None
         if isinstance(section, dict):
