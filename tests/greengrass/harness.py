@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeinfer.core.config import deep_merge
+from edgeinfer.greengrass import topics
 
 from .fake_nucleus import FakeNucleus
 from .fake_nucleus.launcher import Layout, install_artifact, launch, stop
@@ -97,13 +98,14 @@ class Core:
     def command(self, component: str, body: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         """Publish a command from 'the cloud' and wait for the component's reply with the same id."""
         n = self.nucleus
-        delivered = n.wait_for(lambda: n.deliver_iot_core(f"edgeinfer/{n.thing_name}/cmd", json.dumps(body).encode(),
+        delivered = n.wait_for(lambda: n.deliver_iot_core(topics.command_topic(n.thing_name, component),
+                                                          json.dumps(body).encode(),
                                                           correlation_data=b"corr-" + body["id"].encode()),
                                10, "the command subscription")
-        assert delivered == 1
+        assert delivered == 1  # the component's own channel: no other component on the core hears it
 
         def reply() -> dict[str, Any] | None:
-            for r in n.iot_publishes(f"edgeinfer/{n.thing_name}/cmd/reply"):
+            for r in n.iot_publishes(topics.reply_topic(n.thing_name, component)):
                 data = json.loads(r.payload)
                 if data.get("id") == body["id"]:
                     return {**data, "_request": r}

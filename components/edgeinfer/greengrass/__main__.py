@@ -41,7 +41,9 @@ def _bounded(lo: float, hi: float) -> Callable[[str], float]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m edgeinfer.greengrass", description=__doc__.splitlines()[0])
-    p.add_argument("--component", default=INFERENCE_COMPONENT, help="this component's name (for the logs)")
+    p.add_argument("--component", default=INFERENCE_COMPONENT,
+                   help="this component's name: its command channel and local results topic when it is not the "
+                   "default (greengrass/topics.py)")
     p.add_argument("--model", default=None, help="model package used when the configuration sets no model.path")
     p.add_argument("--model-dir", default=None, help="the model component's folder of unpacked versions (what the "
                    "recipe passes): the newest <version>/<model-stem> in it is the model when --model is not given")
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeInferError as exc:
         log.error("%s", exc)
         return 2
-    app = ComponentApp(ipc, args.thing, args.model, metrics_interval_s=args.metrics_interval, local=local)
+    app = ComponentApp(ipc, args.thing, args.model, metrics_interval_s=args.metrics_interval, local=local,
+                       component=args.component)
     try:
         app.start()
     except EdgeInferError as exc:

@@ -27,6 +27,7 @@ from ..core import remote
 from ..core.errors import EdgeInferError
 from ..core.serve.endpoints import ANNOUNCE_FILE, Endpoints
 from ..core.session import RunSession
+from . import INFERENCE_COMPONENT, topics
 from .commands import CommandHandler
 from .configuration import ComponentConfig
 from .connection import ConnectionWatch, IotCoreConnection
@@ -46,9 +47,10 @@ ServiceFactory = Callable[..., RunSession]
 class ComponentApp:
     def __init__(self, ipc: GreengrassCoreIPCClientV2, thing: str, model_path: str | None,
                  service_factory: ServiceFactory = RunSession, metrics_interval_s: float = 60.0,
-                 local: dict[str, Any] | None = None) -> None:
+                 local: dict[str, Any] | None = None, component: str = INFERENCE_COMPONENT) -> None:
         self.ipc = ipc
         self.thing = thing
+        self.component = component  # its command channel and local results topic (greengrass/topics.py)
         self.nucleus = NucleusFeatures(on_change=self._health_now)  # what this nucleus offers, learnt by trying
         self.state = StateReporter(ipc, self.nucleus)
         # the local operator's settings under every configuration (None: read the local settings file)
@@ -102,7 +104,7 @@ class ComponentApp:
         self.config.last_good.save(raw)
         self.config.watch(service.apply, raw)
         self._parts.append(self.config)
-        commands = CommandHandler(self.ipc, service, self.thing)
+        commands = CommandHandler(self.ipc, service, self.thing, self.component)
         self._parts.append(commands)
         commands.subscribe()  # required: a nucleus that refuses it (accessControl) fails the start, ERRORED
         gate = UpdateGate(self.ipc, service, nucleus=self.nucleus)
@@ -120,7 +122,8 @@ class ComponentApp:
                                        announce=cfg.resolved_state_dir() / ANNOUNCE_FILE)
             self.endpoints.start()  # /healthz answers while the model loads
         transport = IpcTransport(self.ipc, watch) if cfg.telemetry.transport == IpcTransport.scheme else None
-        sinks = [LocalResultsSink(self.ipc), *self.endpoints.sinks(lambda: self.service)]
+        sinks = [LocalResultsSink(self.ipc, topics.local_results_topic(self.component)),
+                 *self.endpoints.sinks(lambda: self.service)]
         service = self._factory(cfg, transport=transport, extra_sinks=sinks,
                                 key_source=SecretKeys(self.ipc),  # trust.decryption.greengrass_secret
                                 host_state=self.nucleus.state)  # nucleus.missing in every health event

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..core.config import one_line
 from ..core.control import Controlled, Controls
 from ..core.telemetry.limits import MAX_PAYLOAD_BYTES
-from . import topics
+from . import INFERENCE_COMPONENT, topics
 from .ipc import error_text
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,17 @@ class Command(BaseModel):
 
 
 class CommandHandler:
-    def __init__(self, ipc: GreengrassCoreIPCClientV2, service: Controlled, thing: str) -> None:
+    def __init__(self, ipc: GreengrassCoreIPCClientV2, service: Controlled, thing: str,
+                 component: str = INFERENCE_COMPONENT) -> None:
         self._ipc = ipc
         self._controls = Controls(lambda: service, MAX_PAYLOAD_BYTES)
         self._thing = thing
+        self._component = component  # another inference component on the core has its own command channel
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgeinfer-gg-cmd")
         self._op: Any = None
 
     def subscribe(self) -> None:
-        _, self._op = self._ipc.subscribe_to_iot_core(topic_name=topics.command_topic(self._thing),
+        _, self._op = self._ipc.subscribe_to_iot_core(topic_name=topics.command_topic(self._thing, self._component),
                                                       qos=QOS.AT_LEAST_ONCE, on_stream_event=self._on_message)
 
     def _on_message(self, event: IoTCoreMessage) -> None:
@@ -71,7 +73,7 @@ class CommandHandler:
             outcome = self._controls.run(COMMANDS[cmd.command], cmd.args)
             reply.update(ok=outcome.ok, status=outcome.status)
             if outcome.ok and outcome.jpeg is not None:
-                topic = topics.snapshot_topic(self._thing)
+                topic = topics.snapshot_topic(self._thing, self._component)
                 self._publish(topic, outcome.jpeg, "image/jpeg", None)
                 reply["result"] = {**(outcome.result or {}), "topic": topic}
             elif outcome.ok:
@@ -79,7 +81,8 @@ class CommandHandler:
             else:
                 reply["error"] = outcome.error
         log.info("command %s (%s): %s", reply["command"], reply["id"], "ok" if reply["ok"] else reply["error"])
-        self._publish(topics.reply_topic(self._thing), json.dumps(reply).encode(), "application/json", correlation)
+        self._publish(topics.reply_topic(self._thing, self._component), json.dumps(reply).encode(), "application/json",
+                      correlation)
         return reply
 
     def _publish(self, topic: str, payload: bytes, content_type: str, correlation: bytes | None) -> None:

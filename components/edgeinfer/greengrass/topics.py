@@ -3,28 +3,44 @@ both take them from here, so a policy can never drift from what the code publish
 
 ``thing`` is the AWS IoT thing name at run time, or the recipe variable ``{iot:thingName}`` when a
 policy is rendered (the nucleus substitutes it, nucleus >= 2.6.0).
+
+Several inference components on one core (two models, say) each take their own commands and publish their own
+replies, snapshots and local results: any component but ``com.edgeinfer.Inference`` has its name as a topic
+level (``edgeinfer/{thing}/{component}/cmd``, ``edgeinfer/{component}/results``), so the default component's
+topics are what they always were. Telemetry stays on the device's topics (``telemetry.topic``; put ``{model}``
+in it to keep models apart there); each component's state lives in its own ``{work:path}``.
 """
 
 from __future__ import annotations
 
 from ..core.telemetry.config import TelemetryConfig
 from ..core.telemetry.events import PRIORITY
+from . import INFERENCE_COMPONENT
 
 THING_VARIABLE = "{iot:thingName}"
 #: Local (on-device) publish/subscribe topic carrying every frame's result for other components.
 LOCAL_RESULTS_TOPIC = "edgeinfer/results"
 
 
-def command_topic(thing: str) -> str:
-    return f"edgeinfer/{thing}/cmd"
+def _scoped(base: str, component: str) -> str:
+    """``base``, with the component's name as a level after it for any but the default component."""
+    return base if component == INFERENCE_COMPONENT else f"{base}/{component}"
 
 
-def reply_topic(thing: str) -> str:
-    return f"edgeinfer/{thing}/cmd/reply"
+def local_results_topic(component: str = INFERENCE_COMPONENT) -> str:
+    return LOCAL_RESULTS_TOPIC if component == INFERENCE_COMPONENT else f"edgeinfer/{component}/results"
 
 
-def snapshot_topic(thing: str) -> str:
-    return f"edgeinfer/{thing}/snapshot"
+def command_topic(thing: str, component: str = INFERENCE_COMPONENT) -> str:
+    return f"{_scoped(f'edgeinfer/{thing}', component)}/cmd"
+
+
+def reply_topic(thing: str, component: str = INFERENCE_COMPONENT) -> str:
+    return f"{_scoped(f'edgeinfer/{thing}', component)}/cmd/reply"
+
+
+def snapshot_topic(thing: str, component: str = INFERENCE_COMPONENT) -> str:
+    return f"{_scoped(f'edgeinfer/{thing}', component)}/snapshot"
 
 
 def telemetry_topics(thing: str, template: str | None = None) -> list[str]:
@@ -33,6 +49,6 @@ def telemetry_topics(thing: str, template: str | None = None) -> list[str]:
     return [tpl.format(device=thing, type=t, model="+") for t in PRIORITY]
 
 
-def publish_topics(thing: str, template: str | None = None) -> list[str]:
+def publish_topics(thing: str, template: str | None = None, component: str = INFERENCE_COMPONENT) -> list[str]:
     """What the component publishes to IoT Core: telemetry, command replies, snapshots."""
-    return [*telemetry_topics(thing, template), reply_topic(thing), snapshot_topic(thing)]
+    return [*telemetry_topics(thing, template), reply_topic(thing, component), snapshot_topic(thing, component)]

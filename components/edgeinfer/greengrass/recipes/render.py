@@ -135,9 +135,9 @@ def render_inference(opts: InferenceOptions, platforms: tuple[Platform, ...] = P
     values: dict[str, Any] = {
         "component_name": opts.component_name, "version": opts.version, "publisher": opts.publisher,
         "model_component": model_component_name(opts.model), "model_range": opts.model_range,
-        "publish_topics": topics.publish_topics(topics.THING_VARIABLE),
-        "command_topic": topics.command_topic(topics.THING_VARIABLE),
-        "local_results_topic": topics.LOCAL_RESULTS_TOPIC, "bucket": opts.bucket,
+        "publish_topics": topics.publish_topics(topics.THING_VARIABLE, component=opts.component_name),
+        "command_topic": topics.command_topic(topics.THING_VARIABLE, opts.component_name),
+        "local_results_topic": topics.local_results_topic(opts.component_name), "bucket": opts.bucket,
         "venv": f"{{work:path}}/venv-{opts.version}", "install_timeout_s": INSTALL_TIMEOUT_S,
         "model_stem": MODEL_ARTIFACT.removesuffix(".zip"),
     }
