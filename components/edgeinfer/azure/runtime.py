@@ -74,6 +74,7 @@ class ModuleRuntime:
         self.state = ModuleState()
         self._work: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._report_lock = threading.Lock()
+        self._reported_streams: set[str] = set()  # stream ids in the twin now: removed ones are nulled
         self._thread: threading.Thread | None = None
         self._methods_ready = False
         self.methods = MethodHandlers(lambda: self._service, self._why_not_running, self.report)
@@ -173,7 +174,7 @@ class ModuleRuntime:
 
     # -- control thread ----------------------------------------------------------------------------
     def _control(self) -> None:
-        shown: tuple[str, str | None, tuple[str, ...], str] | None = None
+        shown: tuple[str, str | None, tuple[str, ...], str, tuple[tuple[str, str], ...]] | None = None
         while True:
             try:
                 item = self._work.get(timeout=1.0)
@@ -199,14 +200,17 @@ class ModuleRuntime:
                 log.exception("applying desired properties failed")
             shown = self._run_state()
 
-    def _run_state(self) -> tuple[str, str | None, tuple[str, ...], str]:
-        """What, when it changes by itself, is re-reported: the run's state, what is degraded, a probation."""
+    def _run_state(self) -> tuple[str, str | None, tuple[str, ...], str, tuple[tuple[str, str], ...]]:
+        """What, when it changes by itself, is re-reported: the run's state, what is degraded, a probation, each
+        stream's state."""
         s = self._service
         if s is None:
-            return (self.state.state, self.state.error, (), "")
+            return (self.state.state, self.state.error, (), "", ())
         state, reason = s.state()
-        probation = s.status().get("probation") or {}
-        return (state, reason, tuple(s.degraded()), str(probation.get("model_version")))
+        status = s.status()
+        probation = status.get("probation") or {}
+        streams = tuple((sid, str(st.get("state"))) for sid, st in (status.get("streams") or {}).items())
+        return (state, reason, tuple(s.degraded()), str(probation.get("model_version")), streams)
 
     def _apply_full(self, desired: dict[str, Any], startup: bool = False) -> None:
         new = Desired.from_twin(desired)
@@ -305,6 +309,10 @@ class ModuleRuntime:
         threshold = service.config.model.score_threshold if service is not None else None
         doc = reported_properties(self.state, status, threshold, self.methods.names if self._methods_ready else None)
         with self._report_lock:
+            shown = set(doc["streams"] or {})
+            if gone := self._reported_streams - shown:  # a merge patch keeps keys it does not name: null them
+                doc["streams"] = {**(doc["streams"] or {}), **dict.fromkeys(sorted(gone))}
+            self._reported_streams = shown
             try:
                 self._client.patch_twin_reported_properties(doc)
             except Exception as exc:

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 512
 
 
+STREAM_REASON_MAX = 160  # 64 streams' reasons stay well inside the 32 KB of reported properties
+
+
 def strip_meta(doc: dict[str, Any]) -> dict[str, Any]:
     """Drop the service's ``$version``/``$metadata`` keys (top level only, where IoT Hub puts them)."""
     return {k: copy.deepcopy(v) for k, v in doc.items() if not k.startswith("$")}
@@ -112,6 +115,15 @@ def _backend(info: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def _streams(streams: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each stream of ``sources:`` by id (ids are twin-safe keys): its state and why. Re-reported when a stream's
+    state changes; frame counts are telemetry's (health ``run.streams``), a twin would show them stale."""
+    if not streams:
+        return None
+    return {sid: {"state": st.get("state"), "reason": clip(st.get("reason"), STREAM_REASON_MAX)}
+            for sid, st in streams.items()}
+
+
 def reported_properties(state: ModuleState, status: dict[str, Any] | None, threshold: float | None = None,
                         methods: list[str] | None = None) -> dict[str, Any]:
     """The whole reported document (nulls delete stale keys in the twin)."""
@@ -136,6 +148,7 @@ def reported_properties(state: ModuleState, status: dict[str, Any] | None, thres
         "methods": ",".join(methods) if methods else None,
         "probation": status.get("probation"),
         "rollback": status.get("rollback"),
+        "streams": _streams(status.get("streams")),
     }
     size = json_size(doc)
     if size > TWIN_PROPERTIES_MAX_BYTES:  # cannot happen with clipped strings; guard the contract anyway

@@ -15,7 +15,8 @@ from .. import scope
 from ..errors import ConfigError
 from ..rules.config import RuleConfig
 
-STREAM_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: safe as a file name, a Prometheus label value, an MQTT topic level and a key in an IoT Hub twin (no '.', '$')
+STREAM_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_STREAMS = 64
 _ID = re.compile(STREAM_ID)
 
@@ -51,7 +52,7 @@ class StreamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(pattern=STREAM_ID, description="The stream's name in results, events, health, metrics and "
-                    "snapshots: letters, digits, '_', '.', '-' (at most 64)")
+                    "snapshots: letters, digits, '_' and '-' (at most 64)")
     uri: str = Field(description="Image, folder, video file, camera index, rtsp:// or http:// URL, GStreamer "
                      "pipeline (gst:...), or synthetic:WxH[:N]", json_schema_extra=scope.checked("source"))
     live: bool | None = Field(default=None, description="Drop stale frames (keep the latest). None = live for "

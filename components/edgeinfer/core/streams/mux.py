@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,10 @@ from .config import StreamConfig
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (1.0, 30.0)
+#: how long the reader holds a turn for a file stream that is behind and about to hand over a frame (its reader
+#: thread was not scheduled yet): long enough for scheduling jitter, short enough that a slow decoder cannot
+#: pace the other streams
+FAIR_WAIT_S = 0.02
 FEEDER_JOIN_S = 2.0
 Opener = Callable[[StreamConfig], Source]
 
@@ -68,6 +73,7 @@ class MultiSource(Source):
         self._cond = threading.Condition()
         self._streams: dict[str, _Stream] = {c.id: _Stream(c, s) for c, s in streams}
         self._feeding = False  # feeders run while the pipeline iterates
+        self._held_until: float | None = None  # a turn held for a file stream that is behind (FAIR_WAIT_S)
         self.live = any(s.live or c.loop for c, s in streams)
 
     # -- counters over the streams (the pipeline's summary) ----------------------------------------
@@ -90,11 +96,12 @@ class MultiSource(Source):
     @property
     def waiting(self) -> str | None:
         """Set only while no stream can deliver: then the run as a whole waits (each stream's reason in ``states``)."""
-        streams = list(self._streams.values())
-        reasons = [s.state()["reason"] for s in streams if not s.ended]
-        if not streams or any(s.phase == "running" and not s.source.waiting for s in streams):
-            return None
-        return f"waiting for source: every stream waits ({'; '.join(str(r) for r in reasons[:3])})" if reasons else None
+        streams = [s for s in self._streams.values() if not s.ended]
+        if not streams or any(s.phase in ("starting", "running") and not s.source.waiting for s in streams):
+            return None  # one stream delivers (or is about to): the run infers
+        reasons = [f"{s.cfg.id}: {s.state()['reason']}" for s in streams]
+        more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        return f"waiting for source: every stream waits ({'; '.join(reasons[:3])}{more})"
 
     @property
     def ids(self) -> list[str]:
@@ -126,11 +133,11 @@ class MultiSource(Source):
         try:
             while not self._stopped(cancel):
                 with self._cond:
-                    frame = self._take()
+                    frame, wait_s = self._take(time.monotonic())
                     if frame is None:
                         if all(st.ended for st in self._streams.values()):
                             return
-                        self._cond.wait(POLL_S)  # woken by a feeder; else looks at cancel
+                        self._cond.wait(wait_s)  # woken by a feeder; else looks at cancel
                         continue
                 yield frame
         finally:
@@ -140,16 +147,28 @@ class MultiSource(Source):
             for st in feeders:
                 self._stop_feeder(st)
 
-    def _take(self) -> Frame | None:
-        """The waiting frame of the least-served stream (called with the lock held)."""
+    def _take(self, now: float) -> tuple[Frame | None, float]:
+        """The waiting frame of the least-served stream, or (None, how long to wait) (called with the lock held).
+
+        A file stream that is behind the one that would be served, and has no frame ready yet, gets its turn held
+        for up to FAIR_WAIT_S: files deliver as fast as they are taken, so an empty slot there is a reader thread
+        not yet scheduled, not a slow source. Cameras are never waited for."""
         ready = [st for st in self._streams.values() if st.slot is not None]
         if not ready:
-            return None
+            return None, POLL_S
         st = min(ready, key=lambda s: s.taken)  # the first in list order on a tie
+        behind = any(s.slot is None and not s.ended and not s.source.live and s.taken < st.taken
+                     for s in self._streams.values())
+        if behind:
+            if self._held_until is None:
+                self._held_until = now + FAIR_WAIT_S
+            if now < self._held_until:
+                return None, self._held_until - now
+        self._held_until = None
         frame, st.slot = st.slot, None
         st.taken += 1
         self._cond.notify_all()  # a file stream's feeder waits for its slot
-        return frame
+        return frame, 0.0
 
     # -- feeders -----------------------------------------------------------------------------------
     def _start_feeder(self, st: _Stream) -> None:
