@@ -261,3 +261,23 @@ def test_a_stream_with_its_own_rules_alerts_alone(colour_pkg: Path, tmp_path: Pa
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     fired = [e for e in events if e["type"] == "alert"]
     assert [e["evidence"]["stream"] for e in fired] == ["yard"]  # door sees blue too, but has no such rule
+
+
+def test_a_shadow_candidate_sees_the_streams_region(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    """The candidate is judged on what the active model saw: the region, boxes in whole-frame pixels."""
+    from .variants import same_model
+
+    candidate = same_model(demo_pkgs[0], tmp_path / "candidate")
+    cfg = validate({"model": {"path": str(demo_pkgs[0])}, "state_dir": str(tmp_path / "state"),
+                    "sources": [{"id": "left", "uri": str(demo_media[0]), "roi": {"w": 0.4}}],
+                    "shadow": {"model": str(candidate), "max_cost": 1.0}})
+    sink = ByStream()
+    session = RunSession(cfg, extra_sinks=[sink])
+    session.start()
+    assert session.wait(60)
+    shadow = session.status()["shadow"]
+    session.stop(0)
+    assert shadow["frames"] > 0 and shadow["agreement"] == 1.0, shadow
+    assert all(d.box[0] >= 0 and d.box[2] <= r.roi[2] + 1 for r in sink.results["left"] for d in r.output.detections
+               if r.roi is not None)

@@ -144,7 +144,7 @@ class HybridSlot:
         from .telemetry.events import AlertEvent
 
         if isinstance(event, AlertEvent):
-            self._alerted[(event.evidence.source, event.evidence.frame)] = None
+            self._alerted[(event.evidence.stream or event.evidence.source, event.evidence.frame)] = None
             while len(self._alerted) > ALERTS_REMEMBERED:
                 del self._alerted[next(iter(self._alerted))]
 
@@ -162,7 +162,7 @@ class HybridSlot:
         if cap is None:
             return
         reason = None
-        alerted = (result.source, result.index) in self._alerted
+        alerted = (result.stream or result.source, result.index) in self._alerted
         if alerted and cap.cfg.alerts:
             reason = "alert"
         elif cap.cfg.uncertain and uncertain(result, parts.fallback_cfg):
@@ -188,7 +188,8 @@ class HybridSlot:
             return False
         parts.fallback.count_frame()
         h, w = frame.image.shape[:2]
-        result = FrameResult(frame.source, frame.index, frame.ts, w, h, task, TaskOutput(), {}, frame.image)
+        result = FrameResult(frame.source, frame.index, frame.ts, w, h, task, TaskOutput(), {}, frame.image,
+                             stream=frame.stream)
         return parts.fallback.offer(result, "unavailable", frame.image) == "queued"
 
     def _answered(self, job: Job, cloud: TaskOutput | None, agreement: float | None) -> None:

@@ -32,7 +32,7 @@ from .model import LoadedModel
 from .sinks.base import Sink
 from .sources import Source
 from .stats import STAGES, StageStats
-from .streams.tally import StreamTally, fit_output
+from .streams.tally import StreamTally, crop, fit_output
 from .types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -166,9 +166,7 @@ class Pipeline:
 
     def _pre_one(self, item: _Item) -> None:
         t0 = time.perf_counter()
-        image = item.frame.image
-        if (roi := item.frame.roi) is not None:  # the stream's region of interest: a view, no copy
-            image = image[roi[1]:roi[1] + roi[3], roi[0]:roi[0] + roi[2]]
+        image = crop(item.frame.image, item.frame.roi)  # a stream's region of interest: a view, no copy
         try:
             item.tensor, item.transform = item.model.preprocessor(image)  # type: ignore[union-attr]
         except (FrameError, ValueError) as exc:  # wrong-sized or corrupt: skip and count
@@ -280,7 +278,7 @@ class Pipeline:
         f = it.frame
         output = model.decoder.decode(it.outputs, it.transform, model.labels)
         if f.roi is not None or f.min_score is not None:
-            output = fit_output(f, output)
+            output = fit_output(output, f.roi, f.min_score)
         t1 = time.perf_counter()
         it.timings["decode"] = (t1 - t0) * 1e3  # type: ignore[index]
         result = FrameResult(f.source, f.index, f.ts, f.image.shape[1], f.image.shape[0], model.manifest.task,

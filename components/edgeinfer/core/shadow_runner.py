@@ -21,6 +21,7 @@ import numpy as np
 from .model import LoadedModel
 from .shadow import Agreement, ShadowConfig
 from .sinks.base import RunContext
+from .streams.tally import crop, fit_output
 from .types import FrameResult, TaskOutput
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ class ShadowRunner:
         self.model = model
         self._clock = clock
         self._on_agreement = on_agreement
-        self._queue: queue.Queue[tuple[np.ndarray, TaskOutput] | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[tuple[np.ndarray, TaskOutput, tuple[int, int, int, int] | None] | None] = (
+            queue.Queue(maxsize=1))
         self._lock = threading.Lock()
         self._total = Agreement()
         self._window = Agreement()
@@ -57,7 +59,7 @@ class ShadowRunner:
             self.skipped += 1
             return
         try:
-            self._queue.put_nowait((result.image, result.output))
+            self._queue.put_nowait((result.image, result.output, result.roi))
         except queue.Full:
             self.skipped += 1
 
@@ -69,12 +71,12 @@ class ShadowRunner:
             if self._clock() < self._rest_until:  # offered while the last one ran: the rest applies to it too
                 self.skipped += 1
                 continue
-            image, active = item
+            image, active, roi = item
             try:
                 t0 = time.perf_counter()
-                tensor, transform = self.model.preprocessor(image)
+                tensor, transform = self.model.preprocessor(crop(image, roi))  # what the active model saw
                 outputs = self.model.infer(tensor[None])[0]  # one frame: the batch of one the pipeline makes
-                candidate = self.model.decoder.decode(outputs, transform, self.model.labels)
+                candidate = fit_output(self.model.decoder.decode(outputs, transform, self.model.labels), roi, None)
                 took = time.perf_counter() - t0
             except Exception as exc:  # the candidate's trouble is measured, never the run's
                 self.error = f"{type(exc).__name__}: {exc}"

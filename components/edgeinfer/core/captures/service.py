@@ -64,7 +64,8 @@ class Capturer:
             "device": ctx.device_id, "time": round(self._wall(), 3), "reason": reason,
             "model": {"name": ctx.model_name, "version": ctx.model_version},
             "frame": {"source": result.source, "index": result.index, "ts": round(result.ts, 3),
-                      "width": result.width, "height": result.height},
+                      "width": result.width, "height": result.height,
+                      **({"stream": result.stream} if result.stream is not None else {})},
             "task": result.task, "local": _dets(result.output)}
         if cloud is not None:
             meta["cloud"] = _dets(cloud)

@@ -223,7 +223,8 @@ class FallbackService:
     def _event(self, job: Job, output: TaskOutput | None, agreement: float | None, latency_ms: float,
                error: str | None) -> dict[str, Any]:
         r = job.result
-        fields: dict[str, Any] = {"frame_source": r.source, "frame": r.index, "frame_ts": round(r.ts, 3),
+        fields: dict[str, Any] = {"stream": r.stream, "frame_source": r.source, "frame": r.index,
+                                  "frame_ts": round(r.ts, 3),
                                   "endpoint": self.client.name, "trigger": job.trigger, "ok": error is None,
                                   "latency_ms": round(latency_ms, 2), "task": r.task,
                                   "local": {"detections": len(r.output.detections),

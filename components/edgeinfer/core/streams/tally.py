@@ -10,21 +10,26 @@ from typing import Any
 import numpy as np
 
 from ..stats import StageStats
-from ..types import Frame, FrameResult, TaskOutput
+from ..types import FrameResult, TaskOutput
 
 
-def fit_output(frame: Frame, output: TaskOutput) -> TaskOutput:
-    """The stream's region and score threshold applied: boxes moved from the region into whole-frame pixels, and
+def crop(image: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The region of interest of ``image`` (a view, no copy); the image itself without one."""
+    return image if roi is None else image[roi[1]:roi[1] + roi[3], roi[0]:roi[0] + roi[2]]
+
+
+def fit_output(output: TaskOutput, roi: tuple[int, int, int, int] | None, min_score: float | None) -> TaskOutput:
+    """A stream's region and score threshold applied: boxes moved from the region into whole-frame pixels, and
     what scores below the stream's own threshold dropped (the model ran at the lowest threshold of all streams)."""
-    if frame.roi is not None and (frame.roi[0] or frame.roi[1]):
-        dx, dy = float(frame.roi[0]), float(frame.roi[1])
+    if roi is not None and (roi[0] or roi[1]):
+        dx, dy = float(roi[0]), float(roi[1])
         for d in output.detections:
             x1, y1, x2, y2 = d.box
             d.box = (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
             if d.keypoints:
                 d.keypoints = [(x + dx, y + dy) for x, y in d.keypoints]
-    if frame.min_score is not None:
-        floor = frame.min_score
+    if min_score is not None:
+        floor = min_score
         output = replace(output, detections=[d for d in output.detections if d.score >= floor],
                          classes=[c for c in output.classes if c.score >= floor])
     return output

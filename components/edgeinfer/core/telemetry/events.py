@@ -100,10 +100,12 @@ class CloudLocal(_Model):
 
 class CloudEvent(EventBase):
     """The cloud endpoint's answer for a frame sent by the fallback (core/fallback/), after its local result.
-    Linked to that frame's ``result`` event (and results.jsonl line) by ``frame_source`` + ``frame``."""
+    Linked to that frame's ``result`` event (and results.jsonl line) by ``stream`` (with ``sources:``) +
+    ``frame_source`` + ``frame``."""
 
     type: Literal["cloud"] = "cloud"
     source: Literal["cloud"] = Field(default="cloud", description="Who produced these results")
+    stream: str | None = Field(default=None, description="The frame's stream id (sources:); absent with one source:")
     frame_source: str = Field(description="The frame's source: the local result's source")
     frame: int = Field(description="The frame's index: the local result's frame")
     frame_ts: float = Field(description="The frame's capture time (seconds since the epoch)")
