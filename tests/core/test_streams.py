@@ -147,6 +147,26 @@ def test_a_broken_stream_ends_alone_and_the_others_are_whole(colour_pkg: Path) -
     assert summary["streams"]["ok"]["state"] == "finished"
 
 
+def test_a_failing_camera_is_reopened_on_its_own(colour_pkg: Path) -> None:
+    """A live stream that breaks is reopened with backoff (the opener gives a working source the second time);
+    the retry is counted and the other stream's frames are whole."""
+    opened: list[str] = []
+
+    def reopen(cfg: StreamConfig) -> Source:
+        opened.append(cfg.id)
+        return MemorySource([frame("blue")], name="cam-again", repeat=6)
+
+    cams = [(StreamConfig(id="cam", uri="rtsp://x/cam"), FailsAfter("red", 3, live=True)),
+            (StreamConfig(id="file", uri="m"), MemorySource([frame("green")], name="file", repeat=40))]
+    mux = MultiSource(cams, opener=reopen, backoff_s=(0.05, 0.1))
+    sink = ByStream()
+    summary = Pipeline(load_model(load_package(colour_pkg)), mux, [sink], PipelineConfig()).run()
+    assert opened == ["cam"] and summary["streams"]["cam"]["retries"] == 1
+    labels = [r.output.classes[0].label for r in sink.results["cam"]]
+    assert "blue" in labels and set(labels) <= {"red", "blue"}  # frames before and after the reopening
+    assert [r.index for r in sink.results["file"]] == list(range(40))
+
+
 def test_a_live_stream_keeps_its_newest_frame_and_counts_the_rest(colour_pkg: Path) -> None:
     class Burst(MemorySource):
         live = True  # a camera: the multiplexer keeps the newest frame, not a queue
