@@ -25,12 +25,16 @@ print(json.dumps(sorted(sys.modules)))
 
 #: what a device's plain `edgeinfer run` has no use for: the cloud tooling and SDKs behind the other commands,
 #: the adapters, cryptography (signed or encrypted packages only), the HTTP/TLS stack (downloads, webhooks) and
-#: the status server with prometheus-client (--serve only)
+#: the status server with prometheus-client (--serve only), the cloud fallback's and the captures' services,
+#: clients and answer models (fallback/captures enabled only) and the telemetry event models
 NOT_ON_THE_RUN_PATH = ("edgeinfer.cli.aws", "edgeinfer.cli.azure", "edgeinfer.cli.greengrass", "edgeinfer.cli.model",
                        "edgeinfer.cli.config_cmd", "edgeinfer.cloud", "edgeinfer.greengrass", "edgeinfer.azure",
                        "edgeinfer.mqtt", "boto3", "botocore", "awscrt", "awsiot", "azure", "cryptography",
                        "http.client", "ssl", "http.server", "prometheus_client", "edgeinfer.core.serve.server",
-                       "edgeinfer.cli.serving")
+                       "edgeinfer.cli.serving", "edgeinfer.core.fallback.service", "edgeinfer.core.fallback.client",
+                       "edgeinfer.core.fallback.formats", "edgeinfer.core.captures.service",
+                       "edgeinfer.core.captures.queue", "edgeinfer.core.captures.uploader",
+                       "edgeinfer.core.telemetry.events")
 
 
 def test_a_plain_run_imports_no_cloud_tooling_crypto_or_http(demo_pkgs: tuple[Path, Path],
