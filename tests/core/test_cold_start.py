@@ -26,7 +26,8 @@ print(json.dumps(sorted(sys.modules)))
 #: what a device's plain `edgeinfer run` has no use for: the cloud tooling and SDKs behind the other commands,
 #: the adapters, cryptography (signed or encrypted packages only), the HTTP/TLS stack (downloads, webhooks) and
 #: the status server with prometheus-client (--serve only), the cloud fallback's and the captures' services,
-#: clients and answer models (fallback/captures enabled only) and the telemetry event models
+#: clients and answer models (fallback/captures enabled only), the telemetry event models and psutil (health
+#: telemetry only: the run's own start time comes from core/proctime.py)
 NOT_ON_THE_RUN_PATH = ("edgeinfer.cli.aws", "edgeinfer.cli.azure", "edgeinfer.cli.greengrass", "edgeinfer.cli.model",
                        "edgeinfer.cli.config_cmd", "edgeinfer.cloud", "edgeinfer.greengrass", "edgeinfer.azure",
                        "edgeinfer.mqtt", "boto3", "botocore", "awscrt", "awsiot", "azure", "cryptography",
@@ -34,7 +35,7 @@ NOT_ON_THE_RUN_PATH = ("edgeinfer.cli.aws", "edgeinfer.cli.azure", "edgeinfer.cl
                        "edgeinfer.cli.serving", "edgeinfer.core.fallback.service", "edgeinfer.core.fallback.client",
                        "edgeinfer.core.fallback.formats", "edgeinfer.core.captures.service",
                        "edgeinfer.core.captures.queue", "edgeinfer.core.captures.uploader",
-                       "edgeinfer.core.telemetry.events")
+                       "edgeinfer.core.telemetry.events", "psutil")
 
 
 def test_a_plain_run_imports_no_cloud_tooling_crypto_or_http(demo_pkgs: tuple[Path, Path],
@@ -46,6 +47,14 @@ def test_a_plain_run_imports_no_cloud_tooling_crypto_or_http(demo_pkgs: tuple[Pa
     loaded = json.loads(res.stdout.splitlines()[-1])
     assert "edgeinfer.core.session" in loaded and "onnxruntime" in loaded  # it did run
     assert [m for m in loaded if any(m == p or m.startswith(f"{p}.") for p in NOT_ON_THE_RUN_PATH)] == []
+
+
+def test_the_process_start_is_the_one_psutil_gives() -> None:
+    import psutil
+
+    from edgeinfer.core.proctime import process_started_at
+
+    assert abs(process_started_at() - psutil.Process().create_time()) < 0.02
 
 
 def test_lazy_groups_are_listed_suggested_and_run() -> None:

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import psutil
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ..core.errors import EdgeInferError, SourceError
 from ..core.heap import frozen_heap
+from ..core.proctime import process_started_at
 from ..core.session import RunSession
 from ..core.signals import StopSignals
 from ..core.sinks.base import RunContext
@@ -112,7 +112,7 @@ def run(
         help="Serve /metrics, /healthz, /readyz and a status page on HOST:PORT, e.g. 127.0.0.1:9464 "
         "(docs/observability.md)")] = None,
 ) -> None:
-    t_proc = psutil.Process().create_time()
+    t_proc = process_started_at()
     cfg = build_config(config, {
         "model": {"path": model, "task": task, "score_threshold": threshold},
         "source": {"uri": source}, "output": {"dir": out}, "max_frames": max_frames,
