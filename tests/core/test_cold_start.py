@@ -27,7 +27,8 @@ print(json.dumps(sorted(sys.modules)))
 #: the adapters, cryptography (signed or encrypted packages only), the HTTP/TLS stack (downloads, webhooks) and
 #: the status server with prometheus-client (--serve only), the cloud fallback's and the captures' services,
 #: clients and answer models (fallback/captures enabled only), the telemetry event models and psutil (health
-#: telemetry only: the run's own start time comes from core/proctime.py)
+#: telemetry only: the run's own start time comes from core/proctime.py), and Rich's live display (the "preparing"
+#: spinner is drawn on a terminal only)
 NOT_ON_THE_RUN_PATH = ("edgeinfer.cli.aws", "edgeinfer.cli.azure", "edgeinfer.cli.greengrass", "edgeinfer.cli.model",
                        "edgeinfer.cli.config_cmd", "edgeinfer.cloud", "edgeinfer.greengrass", "edgeinfer.azure",
                        "edgeinfer.mqtt", "boto3", "botocore", "awscrt", "awsiot", "azure", "cryptography",
@@ -35,7 +36,7 @@ NOT_ON_THE_RUN_PATH = ("edgeinfer.cli.aws", "edgeinfer.cli.azure", "edgeinfer.cl
                        "edgeinfer.cli.serving", "edgeinfer.core.fallback.service", "edgeinfer.core.fallback.client",
                        "edgeinfer.core.fallback.formats", "edgeinfer.core.captures.service",
                        "edgeinfer.core.captures.queue", "edgeinfer.core.captures.uploader",
-                       "edgeinfer.core.telemetry.events", "psutil")
+                       "edgeinfer.core.telemetry.events", "psutil", "rich.live", "rich.status")
 
 
 def test_a_plain_run_imports_no_cloud_tooling_crypto_or_http(demo_pkgs: tuple[Path, Path],

@@ -19,7 +19,7 @@ from ..core.signals import StopSignals
 from ..core.sinks.base import RunContext
 from ..core.stats import STAGES
 from ..core.types import FrameResult
-from .common import build_config, console, console_err, setup_logging, status_progress
+from .common import build_config, console, console_err, setup_logging, status
 
 DEMO_OUT = "edgeinfer-out"
 
@@ -128,8 +128,8 @@ def run(
     # from here on a SIGTERM or Ctrl-C stops the run cleanly, also while the model loads and the source opens
     with StopSignals() as stop:
         served = _serving(cfg, sinks)  # before the session: /healthz and /readyz answer while the model loads
-        with console_err.status("preparing") as status:
-            session = RunSession(cfg, extra_sinks=sinks, progress=status_progress(status))
+        with status("preparing") as progress:
+            session = RunSession(cfg, extra_sinks=sinks, progress=progress)
             if served is not None:
                 served.bind(session)
             try:
@@ -219,8 +219,8 @@ def bench(
 
     setup_logging("WARNING")
     cfg = build_config(None, {"model": {"path": model, "task": task}, "backend": {"name": backend}})
-    with console_err.status("benchmarking") as status:
-        result = run_benchmark(cfg, frames, progress=status_progress(status))
+    with status("benchmarking") as progress:
+        result = run_benchmark(cfg, frames, progress=progress)
     if plot:
         from ..core.plots import latency_plot
 
