@@ -25,12 +25,18 @@ print(json.dumps(sorted(sys.modules)))
 
 #: what a device's plain `edgeinfer run` has no use for: the cloud tooling and SDKs behind the other commands,
 #: the adapters, cryptography (signed or encrypted packages only), the HTTP/TLS stack (downloads, webhooks) and
-#: the status server with prometheus-client (--serve only)
+#: the status server with prometheus-client (--serve only), the cloud fallback's and the captures' services,
+#: clients and answer models (fallback/captures enabled only), the telemetry event models and psutil (health
+#: telemetry only: the run's own start time comes from core/proctime.py), and Rich's live display (the "preparing"
+#: spinner is drawn on a terminal only)
 NOT_ON_THE_RUN_PATH = ("edgeinfer.cli.aws", "edgeinfer.cli.azure", "edgeinfer.cli.greengrass", "edgeinfer.cli.model",
                        "edgeinfer.cli.config_cmd", "edgeinfer.cloud", "edgeinfer.greengrass", "edgeinfer.azure",
                        "edgeinfer.mqtt", "boto3", "botocore", "awscrt", "awsiot", "azure", "cryptography",
                        "http.client", "ssl", "http.server", "prometheus_client", "edgeinfer.core.serve.server",
-                       "edgeinfer.cli.serving")
+                       "edgeinfer.cli.serving", "edgeinfer.core.fallback.service", "edgeinfer.core.fallback.client",
+                       "edgeinfer.core.fallback.formats", "edgeinfer.core.captures.service",
+                       "edgeinfer.core.captures.queue", "edgeinfer.core.captures.uploader",
+                       "edgeinfer.core.telemetry.events", "psutil", "rich.live", "rich.status")
 
 
 def test_a_plain_run_imports_no_cloud_tooling_crypto_or_http(demo_pkgs: tuple[Path, Path],
@@ -42,6 +48,14 @@ def test_a_plain_run_imports_no_cloud_tooling_crypto_or_http(demo_pkgs: tuple[Pa
     loaded = json.loads(res.stdout.splitlines()[-1])
     assert "edgeinfer.core.session" in loaded and "onnxruntime" in loaded  # it did run
     assert [m for m in loaded if any(m == p or m.startswith(f"{p}.") for p in NOT_ON_THE_RUN_PATH)] == []
+
+
+def test_the_process_start_is_the_one_psutil_gives() -> None:
+    import psutil
+
+    from edgeinfer.core.proctime import process_started_at
+
+    assert abs(process_started_at() - psutil.Process().create_time()) < 0.02
 
 
 def test_lazy_groups_are_listed_suggested_and_run() -> None:

@@ -50,3 +50,21 @@ def test_a_frozen_cycle_is_freed_by_refreeze() -> None:
 def test_refreeze_outside_frozen_heap_freezes_nothing() -> None:
     heap.refreeze()
     assert gc.get_freeze_count() == 0
+
+
+def test_loading_pauses_the_collector_then_freezes_what_was_loaded() -> None:
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    try:
+        with heap.loading():
+            assert not gc.isenabled()
+            loaded = Node()  # a "module object" made while loading
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 1000
+        ref = weakref.ref(loaded)
+        del loaded
+        gc.collect()
+        assert ref() is not None  # frozen: kept out of the collector's walk
+    finally:
+        gc.unfreeze()
+    gc.collect()
+    assert ref() is None

@@ -1,58 +1,22 @@
-"""`edgeinfer ...`: a thin face over the core and the adapters. Errors print one line and exit non-zero."""
+"""`edgeinfer ...`: a thin face over the core and the adapters. Errors print one line and exit non-zero.
+
+The app lives in ``cli/root.py``; ``main`` (the console script) loads it with the cyclic garbage collector
+paused (``core/heap.loading``), so this module imports nothing heavy itself.
+"""
 
 from __future__ import annotations
 
 import sys
-from types import MappingProxyType
+from typing import Any
 
-import typer
-
-from ..core.errors import EdgeInferError
-from .common import print_error
-from .lazy import LazyApp, LazyGroup
-from .run import bench, run
-
-
-class _Groups(LazyGroup):
-    """The subcommand groups, each imported when called (a device's `edgeinfer run` needs none of them)."""
-
-    lazy = MappingProxyType({
-        "model": LazyApp("edgeinfer.cli.model", "model_app", "Make, inspect, verify and optimise model packages."),
-        "config": LazyApp("edgeinfer.cli.config_cmd", "config_app",
-                          "The configuration schema, defaults and validation."),
-        "greengrass": LazyApp("edgeinfer.cli.greengrass", "greengrass_app",
-                              "Render and validate the Greengrass v2 component recipes."),
-        "aws": LazyApp("edgeinfer.cli.aws", "aws_app",
-                       "SageMaker registry -> Greengrass components -> deployments (boto3)."),
-        "azure": LazyApp("edgeinfer.cli.azure", "azure_app", "IoT Edge deployment manifests and IoT Hub deployments."),
-        "captures": LazyApp("edgeinfer.cli.captures", "captures_app",
-                            "List and download the frames devices captured for labelling (S3, Azure Blob)."),
-    })
-
-
-app = typer.Typer(
-    name="edgeinfer",
-    help="Edge-AI inference for camera and sensor fleets: run models next to the camera, deploy with "
-    "Greengrass v2 or IoT Edge.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    cls=_Groups,
-)
-app.command(help="Run a model over a source (no flags: the embedded face-detector demo).")(run)
-app.command(help="The loop a user writes by hand and the bare runtime vs the edgeinfer pipeline, same model "
-            "and frames.")(bench)
-
-
-@app.command()
-def version() -> None:
-    """Print the edgeinfer version."""
-    from .. import __version__
-
-    typer.echo(__version__)
+from ..core.heap import loading
 
 
 def main() -> None:
+    with loading():  # start-up allocates only what lives on: no collector passes over it (~60 ms of a cold start)
+        from ..core.errors import EdgeInferError
+        from .common import print_error
+        from .root import app
     try:
         app()
     except EdgeInferError as exc:
@@ -60,3 +24,11 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `from edgeinfer.cli import app` (CliRunner tests) loads the app on demand
+        from .root import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,20 +7,20 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import psutil
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ..core.errors import EdgeInferError, SourceError
 from ..core.heap import frozen_heap
+from ..core.proctime import process_started_at
 from ..core.session import RunSession
 from ..core.signals import StopSignals
 from ..core.sinks.base import RunContext
 from ..core.stats import STAGES
 from ..core.streams.config import parse_cli_sources
 from ..core.types import FrameResult
-from .common import build_config, console, console_err, setup_logging, status_progress
+from .common import build_config, console, console_err, setup_logging, status
 
 DEMO_OUT = "edgeinfer-out"
 
@@ -138,7 +138,7 @@ def run(
         help="Serve /metrics, /healthz, /readyz and a status page on HOST:PORT, e.g. 127.0.0.1:9464 "
         "(docs/observability.md)")] = None,
 ) -> None:
-    t_proc = psutil.Process().create_time()
+    t_proc = process_started_at()
     streams = parse_cli_sources(source) if source else {}
     cfg = build_config(config, {
         "model": {"path": model, "task": task, "score_threshold": threshold},
@@ -155,8 +155,8 @@ def run(
     # from here on a SIGTERM or Ctrl-C stops the run cleanly, also while the model loads and the source opens
     with StopSignals() as stop:
         served = _serving(cfg, sinks)  # before the session: /healthz and /readyz answer while the model loads
-        with console_err.status("preparing") as status:
-            session = RunSession(cfg, extra_sinks=sinks, progress=status_progress(status))
+        with status("preparing") as progress:
+            session = RunSession(cfg, extra_sinks=sinks, progress=progress)
             if served is not None:
                 served.bind(session)
             try:
@@ -250,8 +250,8 @@ def bench(
 
     setup_logging("WARNING")
     cfg = build_config(None, {"model": {"path": model, "task": task}, "backend": {"name": backend}})
-    with console_err.status("benchmarking") as status:
-        result = run_benchmark(cfg, frames, progress=status_progress(status))
+    with status("benchmarking") as progress:
+        result = run_benchmark(cfg, frames, progress=progress)
     if plot:
         from ..core.plots import latency_plot
 

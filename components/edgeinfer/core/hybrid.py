@@ -24,17 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .captures.config import CapturesConfig
-from .captures.queue import CaptureQueue
-from .captures.service import Capturer
-from .captures.uploader import StoreFactory, Uploader, store_for
 from .config import EdgeInferConfig
 from .fallback.band import trigger, uncertain
 from .fallback.bridge import Bridge
-from .fallback.client import ClientFactory, client_for
 from .fallback.config import FallbackConfig
-from .fallback.formats import codec
-from .fallback.service import FallbackService, Job
-from .netguard import Outbound
 from .sinks.base import RunContext
 from .sources import Source
 from .types import Frame, FrameResult, TaskOutput
@@ -43,6 +36,10 @@ log = logging.getLogger(__name__)
 ALERTS_REMEMBERED = 64
 
 if TYPE_CHECKING:  # the event models are built on first use: a run without telemetry never needs them
+    from .captures.service import Capturer
+    from .captures.uploader import StoreFactory
+    from .fallback.client import ClientFactory
+    from .fallback.service import FallbackService, Job
     from .telemetry.events import EventBase
 
 
@@ -88,6 +85,12 @@ class HybridSlot:
         cur = self.parts
         if cur is not None and cur.fallback_cfg == fb and cur.captures_cfg == cap:
             return cur
+        # the services, clients and answer models load only when a configuration turns them on (12 ms of a start)
+        from .fallback.client import client_for
+        from .fallback.formats import codec
+        from .fallback.service import FallbackService
+        from .netguard import Outbound
+
         parts = HybridParts(fb, cap)
         try:
             if fb.enabled:
@@ -105,6 +108,10 @@ class HybridSlot:
         return parts
 
     def _capturer(self, cfg: EdgeInferConfig, cap: CapturesConfig) -> Capturer:
+        from .captures.queue import CaptureQueue
+        from .captures.service import Capturer
+        from .captures.uploader import Uploader, store_for
+        from .netguard import Outbound
         from .paths import ensure_dir
 
         folder = ensure_dir(cap.dir or cfg.resolved_state_dir() / "captures", "captures.dir", full_ok=True)
