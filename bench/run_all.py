@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 BENCHES = ("bench_pipeline.py", "bench_cold_start.py", "bench_idle.py", "bench_outbox.py", "bench_publish.py",
-           "bench_alert.py", "bench_faults.py", "bench_optimize.py")
+           "bench_alert.py", "bench_faults.py", "bench_optimize.py", "bench_shadow.py", "bench_hybrid.py",
+           "bench_serve.py", "bench_streams.py")
 
 
 def main() -> int:
