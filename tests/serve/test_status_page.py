@@ -99,9 +99,31 @@ def test_the_page_shows_the_frame_and_updating_figures(page: Any, tmp_path: Path
     assert 'onerror="document.title=1"' not in second.replace(html.escape(LABEL, quote=False), "")
     assert re.search(r"<title>edgeinfer status</title>", second), "the injected handler ran"
     assert "face-seen" in second, "the alert is listed"
+    assert 'id="streams-section" hidden' in second, "one source: no streams table"
     shots = Path(os.environ.get("EDGEINFER_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     shot = shots / "status-page.png"
     _browse(url + "/", f"--screenshot={shot}", "--window-size=1280,1000", "--hide-scrollbars")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_the_page_lists_each_stream(demo_pkgs: tuple[Path, Path], demo_media: tuple[Path, Path]) -> None:
+    """With sources: the page has a row per stream, its state and frames; with one source: no table (above)."""
+    cfg = EdgeInferConfig(model={"path": str(demo_pkgs[0])},
+                          sources=[{"id": "gate", "uri": str(demo_media[1]), "loop": True, "fps": 10},
+                                   {"id": "yard", "uri": "synthetic:160x120", "fps": 10}])
+    rec = Recorder()
+    session = RunSession(cfg, extra_sinks=[rec])
+    server = StatusServer(ServeConfig(listen="127.0.0.1:0", frame_interval_s=0.5), lambda: session, rec)
+    server.start()
+    session.start()
+    try:
+        assert until(lambda: all(st["frames"] >= 3 for st in (session.streams() or {}).values()))
+        dom = _browse(server.url + "/", "--dump-dom")
+        assert 'id="streams-section" hidden' not in dom
+        rows = re.findall(r"<tr><td>(gate|yard)</td><td>([^<]*)</td><td>(\d+)</td>", dom)
+        assert {r[0] for r in rows} == {"gate", "yard"} and all(r[1] == "running" and int(r[2]) > 0 for r in rows)
+    finally:
+        session.stop(0)
+        server.stop()

@@ -50,7 +50,8 @@ def status_doc(session: Session | None, rec: Recorder, cfg: ServeConfig) -> dict
     doc["status"] = session.status()
     doc["stats"] = redact_any({"frames": stats.get("frames"), "dropped": stats.get("dropped"),
                     "bad_frames": stats.get("bad_frames"), "source": stats.get("source"),
-                    "detections": stats.get("detections"), "stages_ms": _stages(stats)})
+                    "detections": stats.get("detections"), "stages_ms": _stages(stats),
+                    "streams": stats.get("streams")})
     service = session.telemetry
     if service is not None:
         o = service.outbox_stats()

@@ -42,6 +42,20 @@ function stages(st) {
   }
 }
 
+function streams(ss) {
+  const ids = Object.keys(ss || {});
+  $("streams-section").hidden = ids.length === 0;  // one source: no table
+  const body = $("streams").tBodies[0];
+  body.replaceChildren();
+  for (const id of ids) {
+    const s = ss[id];
+    const dets = Object.entries(s.detections || {}).map(([k, v]) => k + ": " + v).join(", ") || "none";
+    const lat = s.latency_ms;
+    body.appendChild(row([id, s.state + (s.reason ? ": " + s.reason : ""), s.frames, fmt(s.fps, 1),
+      lat ? fmt(lat.p50, 2) : "–", s.dropped, s.bad, dets]));
+  }
+}
+
 function chart(c) {
   const svg = $("chart");
   svg.replaceChildren();
@@ -104,6 +118,7 @@ function render(d) {
   show("bad", s.bad_frames);
   show("source", s.source);
   stages(s.stages_ms || {});
+  streams(s.streams);
   const st = d.status || {};
   const m = st.model;
   show("model", m ? m.name + " " + m.version + " (" + m.task + ", " + String(m.sha256).slice(0, 12) + ")" : null);
