@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgeinfer.greengrass import topics
 from edgeinfer.greengrass.recipes.render import InferenceOptions, render_inference
 
@@ -83,3 +85,51 @@ def test_streams_and_two_components_on_one_core(core: Core, model_recipe: dict[s
                         30, "a health event with the new streams")
     assert set(health[-1]["run"]["streams"]) == {"door0", "door1", "gate"}
     assert "Traceback" not in core.log(DOORS)
+
+
+def test_one_camera_down_and_back_in_the_component(core: Core, model_recipe: dict[str, Any],
+                                                   model_artifact: tuple[Path, Any], demo_media: tuple[Path, Path]
+                                                   ) -> None:
+    """A real RTSP camera of two streams goes away and comes back: the health telemetry says so for that stream
+    alone, and the other stream's results never stop or start over."""
+    from tests.faults.rtsp_server import RtspCamera, unavailable_reason
+
+    if (why := unavailable_reason()) is not None:
+        pytest.skip(why)
+    cam = RtspCamera().start()
+    try:
+        default = render_inference(InferenceOptions(version=VERSION, bucket=BUCKET, model=model_artifact[1].name))
+        core.install(model_recipe, [model_artifact[0]])
+        base = fast_config(demo_media[0])
+        del base["source"]
+        core.install(default, [], {**base, "sources": [{"id": "gate", "uri": cam.url},
+                                                       {"id": "yard", "uri": "synthetic:96x64", "fps": 20}]})
+        core.simulate_install(default)
+        proc = core.start(default)
+        name = default["ComponentName"]
+        core.wait_state(name, "RUNNING", proc)
+        n = core.nucleus
+        n.wait_for(lambda: result_streams(core)["gate"] >= 3 and result_streams(core)["yard"] >= 3, 60, "both")
+
+        def stream_health(state: str) -> dict[str, Any] | None:
+            for r in reversed(n.iot_publishes(f"edgeinfer/{THING}/health")):
+                streams = (json.loads(r.payload).get("run") or {}).get("streams") or {}
+                if streams.get("gate", {}).get("state") == state:
+                    return dict(streams)
+            return None
+
+        cam.stop()  # the outage
+        down = n.wait_for(lambda: stream_health("waiting"), 30, "health saying the gate camera waits")
+        assert down["yard"]["state"] == "running" and down["gate"]["reason"]
+        yard_then = result_streams(core)["yard"]
+        n.wait_for(lambda: result_streams(core)["yard"] >= yard_then + 20, 30, "the yard stream going on")
+        cam.start()
+        n.wait_for(lambda: stream_health("running"), 60, "health saying the gate camera is back")
+        gate_then = result_streams(core)["gate"]
+        n.wait_for(lambda: result_streams(core)["gate"] >= gate_then + 3, 30, "the gate camera's results again")
+        yard = [json.loads(r.payload)["frame"] for r in n.iot_publishes(f"edgeinfer/{THING}/result")
+                if json.loads(r.payload).get("stream") == "yard"]
+        assert yard == list(range(len(yard)))  # one pipeline throughout: never restarted, nothing lost
+        assert "Traceback" not in core.log(name)
+    finally:
+        cam.stop()
