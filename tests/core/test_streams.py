@@ -137,6 +137,22 @@ def test_round_robin_lets_no_stream_starve(colour_pkg: Path) -> None:
     assert first["small"] >= 18 and first["big"] >= 18  # taken in turn, not 300 "big" first
 
 
+def test_a_paced_stream_never_paces_the_others(colour_pkg: Path) -> None:
+    """A file paced to 5 fps stands in for a camera: the unpaced stream beside it is not held back waiting for
+    it (it would be, 20 ms a frame, if every stream that is behind were waited for)."""
+    from edgeinfer.core.sources import SyntheticSource
+
+    mux = mux_of({"fast": MemorySource([frame("red")], name="fast", repeat=200),
+                  "paced": SyntheticSource(64, 48, count=3, fps=5)})
+    order: list[str | None] = []
+    sink = type("Order", (), {"start": lambda self, ctx: None, "close": lambda self, s: None,
+                              "on_result": lambda self, r: order.append(r.stream)})()
+    Pipeline(load_model(load_package(colour_pkg)), mux, [sink], PipelineConfig()).run()
+    assert order.count("fast") == 200 and order.count("paced") == 3
+    assert max(i for i, sid in enumerate(order) if sid == "fast") < max(
+        i for i, sid in enumerate(order) if sid == "paced")  # 200 frames inside the paced stream's 0.4 s
+
+
 def test_a_broken_stream_ends_alone_and_the_others_are_whole(colour_pkg: Path) -> None:
     mux = mux_of({"ok": MemorySource([frame("green")], name="ok", repeat=60), "bad": FailsAfter("red", 5)})
     sink = ByStream()

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (1.0, 30.0)
 #: how long the reader holds a turn for a file stream that is behind and about to hand over a frame (its reader
-#: thread was not scheduled yet): long enough for scheduling jitter, short enough that a slow decoder cannot
-#: pace the other streams
+#: thread was not scheduled yet): long enough for scheduling jitter. Only a stream that refilled its slot within
+#: this long last time is waited for, so a slow decoder or a paced file never paces the other streams.
 FAIR_WAIT_S = 0.02
 FEEDER_JOIN_S = 2.0
 Opener = Callable[[StreamConfig], Source]
@@ -47,6 +47,8 @@ class _Stream:
     replaced: int = 0  # live frames replaced in the slot before the pipeline took them
     retries: int = 0
     taken: int = 0  # frames the pipeline took: the fair share's account
+    taken_at: float | None = None  # monotonic time the pipeline last took its frame
+    refill_s: float | None = None  # how long its reader took to hand over the next frame after that
     min_score: float | None = None  # stamped on every frame (the session sets it with the model's threshold)
     slot: Frame | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -150,15 +152,15 @@ class MultiSource(Source):
     def _take(self, now: float) -> tuple[Frame | None, float]:
         """The waiting frame of the least-served stream, or (None, how long to wait) (called with the lock held).
 
-        A file stream that is behind the one that would be served, and has no frame ready yet, gets its turn held
-        for up to FAIR_WAIT_S: files deliver as fast as they are taken, so an empty slot there is a reader thread
-        not yet scheduled, not a slow source. Cameras are never waited for."""
+        A file stream that is behind the one that would be served, has no frame ready yet and refilled its slot
+        quickly last time gets its turn held for up to FAIR_WAIT_S: its empty slot is a reader thread not yet
+        scheduled, not a slow source. Cameras, paced files and slow decoders are never waited for."""
         ready = [st for st in self._streams.values() if st.slot is not None]
         if not ready:
             return None, POLL_S
         st = min(ready, key=lambda s: s.taken)  # the first in list order on a tie
         behind = any(s.slot is None and not s.ended and not s.source.live and s.taken < st.taken
-                     for s in self._streams.values())
+                     and s.refill_s is not None and s.refill_s < FAIR_WAIT_S for s in self._streams.values())
         if behind:
             if self._held_until is None:
                 self._held_until = now + FAIR_WAIT_S
@@ -167,6 +169,7 @@ class MultiSource(Source):
         self._held_until = None
         frame, st.slot = st.slot, None
         st.taken += 1
+        st.taken_at = now
         self._cond.notify_all()  # a file stream's feeder waits for its slot
         return frame, 0.0
 
@@ -228,6 +231,8 @@ class MultiSource(Source):
             elif st.slot is not None:
                 st.replaced += 1
             st.slot = frame
+            if st.taken_at is not None:
+                st.refill_s = time.monotonic() - st.taken_at
             st.read += 1
             st.phase, st.reason = "running", None
             self._cond.notify_all()
