@@ -40,11 +40,13 @@ class TopicLayout:
 
     def rule_filter(self, event_type: str = "+") -> str:
         """Topic filter for a topic rule: every device, one event type (or ``+`` for all)."""
-        return self.template.format(device="+", type=event_type, model="+")
+        return self.template.format(device="+", type=event_type, model="+", component="+")
 
     def device_publish(self, thing: str) -> list[str]:
         """IoT policy topic names a thing may publish to: its telemetry, command replies, snapshots."""
-        return [_policy_topic(t) for t in device_topics.publish_topics(thing, self.template)]
+        topics = [*device_topics.telemetry_topics(thing, self.template),  # any {component}: "+"
+                  device_topics.reply_topic(thing), device_topics.snapshot_topic(thing)]
+        return [_policy_topic(t) for t in topics]
 
     @staticmethod
     def command(thing: str) -> str:

@@ -35,7 +35,7 @@ def health_payload(device: str, model: str, running: str, rolled_back_from: str 
 def rule_metric(payload: dict[str, Any], device: str, layout: TopicLayout = LAYOUT) -> str | None:
     """The metric name the rollback rule puts a datapoint under for this message, or None (not selected)."""
     rule = parse_rule(rollback_sql(layout))
-    topic = layout.template.format(device=device, type="health", model="m")
+    topic = layout.template.format(device=device, type="health", model="m", component="c")
     if not rule.matches(topic, payload, client_id=device):
         return None
     return substitute(METRIC_NAME_TEMPLATE, payload, topic, device)

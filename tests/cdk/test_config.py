@@ -89,6 +89,23 @@ def test_a_model_level_in_the_template_becomes_a_policy_wildcard() -> None:
     assert core["TokenExchange"] == ["alias-arn"]
 
 
+def test_a_stack_for_several_components_per_core_reads_and_allows_their_topics() -> None:
+    """A second inference component on a core publishes telemetry under its name (edgeinfer/{device}/{component}/
+    {type}, its recipe's default); a stack with that template reads every component's events and its core policy
+    allows every component's telemetry, commands and replies."""
+    doors = render_inference(InferenceOptions(version="1.0.0", component_name="com.acme.Doors"))
+    template = doors["ComponentConfiguration"]["DefaultConfiguration"]["telemetry"]["topic"]
+    layout = TopicLayout(template)
+    assert (layout.level("device"), layout.level("type")) == (2, 4)
+    assert layout.rule_filter("health") == "edgeinfer/+/+/health"
+    core = {s["Sid"]: s["Resource"] for s in core_policy(layout, arn, "cam-", "alias-arn")["Statement"]}
+    mqtt = doors["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]["aws.greengrass.ipc.mqttproxy"]
+    published = next(p["resources"] for p in mqtt.values() if p["operations"] == ["aws.greengrass#PublishToIoTCore"])
+    assert "edgeinfer/{iot:thingName}/com.acme.Doors/health" in published
+    assert arn("topic", "edgeinfer/cam-*/*/health") in core["PublishNucleusAndEdgeinfer"]
+    assert core["SubscribeNucleusAndCommands"][-1] == arn("topicfilter", "edgeinfer/cam-*/cmd")  # covers .../{c}/cmd
+
+
 def test_the_lambda_probe_blocks_what_the_asset_leaves_out() -> None:
     pytest.importorskip("aws_cdk", reason="aws-cdk-lib is not installed")
     from edgeinfer_cdk.bundling import NOT_BUNDLED

@@ -26,8 +26,10 @@ def streams(prefix: str, n: int, frames: int | None = None, fps: float = 20) -> 
     return [{"id": f"{prefix}{i}", "uri": f"synthetic:96x64{count}", "fps": fps} for i in range(n)]
 
 
-def result_streams(core: Core) -> Counter[str]:
-    return Counter(json.loads(r.payload).get("stream") for r in core.nucleus.iot_publishes(f"edgeinfer/{THING}/result"))
+def result_streams(core: Core, component: str | None = None) -> Counter[str]:
+    """Result events per stream on the default component's telemetry topic, or on ``component``'s own."""
+    topic = f"edgeinfer/{THING}/{component}/result" if component else f"edgeinfer/{THING}/result"
+    return Counter(json.loads(r.payload).get("stream") for r in core.nucleus.iot_publishes(topic))
 
 
 def test_streams_and_two_components_on_one_core(core: Core, model_recipe: dict[str, Any],
@@ -53,8 +55,12 @@ def test_streams_and_two_components_on_one_core(core: Core, model_recipe: dict[s
     n.wait_for(lambda: all(result_streams(core)[k] >= v for k, v in expected.items()), 90, "every cam frame")
     proc_default.wait(60)  # the finite streams ended: the component finished
     counts = result_streams(core)
-    assert {k: counts[k] for k in expected} == expected  # exactly: none lost, none twice
-    assert all(counts[f"door{i}"] > 0 for i in range(8)), counts
+    assert counts == expected  # exactly: none lost, none twice, and none of the other component's
+    doors_counts = n.wait_for(lambda: result_streams(core, DOORS) if all(
+        result_streams(core, DOORS)[f"door{i}"] > 0 for i in range(8)) else None, 60, "the doors' own telemetry")
+    assert set(doors_counts) == {f"door{i}" for i in range(8)}  # its own topic: edgeinfer/{thing}/{component}/...
+    assert doors["ComponentConfiguration"]["DefaultConfiguration"]["telemetry"]["topic"] == \
+        "edgeinfer/{device}/{component}/{type}"
 
     # commands go to one component only, on its own channel; it answers on its own reply topic
     status = core.command(DOORS, {"id": "d1", "command": "status"})
@@ -80,7 +86,7 @@ def test_streams_and_two_components_on_one_core(core: Core, model_recipe: dict[s
         return sorted(st["streams"]) == ["door0", "door1", "gate"] and st["streams"]["gate"]["frames"] > 0
 
     assert n.wait_for(applied, 60, "the new streams running")
-    health = n.wait_for(lambda: [json.loads(r.payload) for r in n.iot_publishes(f"edgeinfer/{THING}/health")
+    health = n.wait_for(lambda: [json.loads(r.payload) for r in n.iot_publishes(f"edgeinfer/{THING}/{DOORS}/health")
                                  if "gate" in (json.loads(r.payload).get("run", {}).get("streams") or {})],
                         30, "a health event with the new streams")
     assert set(health[-1]["run"]["streams"]) == {"door0", "door1", "gate"}

@@ -90,6 +90,9 @@ class EdgeInferConfig(_Section):
     device_id: str = Field(default_factory=lambda: os.environ.get("EDGEINFER_DEVICE_ID") or socket.gethostname(),
                            description="Device name in telemetry (Greengrass: the thing name; IoT Edge: device id)",
                            json_schema_extra=scope.local())
+    component: str = Field(default="edgeinfer", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+                           description="The Greengrass component this runs as (set by the component), for the "
+                           "{component} level of telemetry.topic", json_schema_extra=scope.local())
     state_dir: str | None = Field(default=None, description="Outbox, sequence numbers and caches "
                                   "(default $EDGEINFER_STATE_DIR or ~/.local/state/edgeinfer)",
                                   json_schema_extra=scope.local())

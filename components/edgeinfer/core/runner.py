@@ -38,7 +38,7 @@ def context_for(config: EdgeInferConfig, model: LoadedModel) -> RunContext:
     m = model.package.manifest
     return RunContext(device_id=config.device_id, model_name=m.name, model_version=m.version,
                       model_sha256=model.package.model_sha256, task=m.task, labels=m.labels,
-                      backend=model.backend.info)
+                      backend=model.backend.info, component=config.component)
 
 
 def load_configured(config: EdgeInferConfig, progress: Progress = no_progress, running: Manifest | None = None,

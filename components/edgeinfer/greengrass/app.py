@@ -55,7 +55,7 @@ class ComponentApp:
         self.state = StateReporter(ipc, self.nucleus)
         # the local operator's settings under every configuration (None: read the local settings file)
         self.config = ComponentConfig(ipc, model_path, thing, local=remote.load_local() if local is None else local,
-                                      nucleus=self.nucleus)
+                                      nucleus=self.nucleus, component=component)
         self.connection = IotCoreConnection(ipc, self.nucleus)
         self._factory = service_factory
         self._metrics_interval_s = metrics_interval_s

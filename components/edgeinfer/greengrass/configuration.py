@@ -57,8 +57,9 @@ NUCLEUS_KEYS = ("accessControl",)
 class ComponentConfig:
     def __init__(self, ipc: GreengrassCoreIPCClientV2, default_model: str | None, device_id: str,
                  last_good: Path | None = None, local: dict[str, Any] | None = None,
-                 nucleus: NucleusFeatures | None = None) -> None:
+                 nucleus: NucleusFeatures | None = None, component: str | None = None) -> None:
         self._ipc = ipc
+        self._component = component  # the {component} level of its telemetry topic (greengrass/topics.py)
         self._nucleus = nucleus or NucleusFeatures()
         self._local = copy.deepcopy(local or {})  # the local operator's settings (core/remote.py load_local)
         self.last_good = LastGoodConfig(last_good or cfgmod.state_dir() / "greengrass" / "last-good.json")
@@ -84,8 +85,10 @@ class ComponentConfig:
         return doc
 
     def base(self) -> dict[str, Any]:
-        """What the device sets: the local settings, the thing name and the model the recipe passes."""
-        doc = cfgmod.deep_merge(self._local, {"device_id": self._device_id})
+        """What the device sets: the local settings, the thing name, the component's name and the model the recipe
+        passes."""
+        doc = cfgmod.deep_merge(self._local, {"device_id": self._device_id,
+                                              **({"component": self._component} if self._component else {})})
         if self._default_model and not (doc.get("model") or {}).get("path"):
             doc = cfgmod.deep_merge(doc, {"model": {"path": self._default_model}})
         return doc

@@ -5,10 +5,10 @@ both take them from here, so a policy can never drift from what the code publish
 policy is rendered (the nucleus substitutes it, nucleus >= 2.6.0).
 
 Several inference components on one core (two models, say) each take their own commands and publish their own
-replies, snapshots and local results: any component but ``com.edgeinfer.Inference`` has its name as a topic
-level (``edgeinfer/{thing}/{component}/cmd``, ``edgeinfer/{component}/results``), so the default component's
-topics are what they always were. Telemetry stays on the device's topics (``telemetry.topic``; put ``{model}``
-in it to keep models apart there); each component's state lives in its own ``{work:path}``.
+replies, snapshots, local results and telemetry: any component but ``com.edgeinfer.Inference`` has its name
+as a topic level (``edgeinfer/{thing}/{component}/cmd``, ``edgeinfer/{component}/results``, and telemetry on
+``COMPONENT_TELEMETRY_TOPIC``, its recipe's default ``telemetry.topic``), so the default component's topics are
+what they always were. Each component's state lives in its own ``{work:path}``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from . import INFERENCE_COMPONENT
 THING_VARIABLE = "{iot:thingName}"
 #: Local (on-device) publish/subscribe topic carrying every frame's result for other components.
 LOCAL_RESULTS_TOPIC = "edgeinfer/results"
+#: The telemetry topic template of any inference component but the default one: its own level under the device
+COMPONENT_TELEMETRY_TOPIC = "edgeinfer/{device}/{component}/{type}"
 
 
 def _scoped(base: str, component: str) -> str:
@@ -43,12 +45,19 @@ def snapshot_topic(thing: str, component: str = INFERENCE_COMPONENT) -> str:
     return f"{_scoped(f'edgeinfer/{thing}', component)}/snapshot"
 
 
-def telemetry_topics(thing: str, template: str | None = None) -> list[str]:
-    """Every topic telemetry publishes to, one per event type (a ``{model}`` level becomes ``+``)."""
+def telemetry_template(component: str = INFERENCE_COMPONENT) -> str:
+    """The default ``telemetry.topic`` of ``component``."""
+    return TelemetryConfig().topic if component == INFERENCE_COMPONENT else COMPONENT_TELEMETRY_TOPIC
+
+
+def telemetry_topics(thing: str, template: str | None = None, component: str = "+") -> list[str]:
+    """Every topic telemetry publishes to, one per event type (a ``{model}`` level becomes ``+``; so does
+    ``{component}`` unless a component is named)."""
     tpl = template or TelemetryConfig().topic
-    return [tpl.format(device=thing, type=t, model="+") for t in PRIORITY]
+    return [tpl.format(device=thing, type=t, model="+", component=component) for t in PRIORITY]
 
 
 def publish_topics(thing: str, template: str | None = None, component: str = INFERENCE_COMPONENT) -> list[str]:
     """What the component publishes to IoT Core: telemetry, command replies, snapshots."""
-    return [*telemetry_topics(thing, template), reply_topic(thing, component), snapshot_topic(thing, component)]
+    return [*telemetry_topics(thing, template or telemetry_template(component), component),
+            reply_topic(thing, component), snapshot_topic(thing, component)]

@@ -21,6 +21,7 @@ class RunContext:
     labels: list[str]
     backend: BackendInfo
     extra: dict[str, Any] = field(default_factory=dict)
+    component: str = "edgeinfer"  # the Greengrass component it runs as (config ``component``)
 
 
 @runtime_checkable

@@ -42,7 +42,8 @@ class TelemetryConfig(BaseModel):
     window_s: float = Field(default=60.0, ge=1, le=86_400, description="Summary window length in seconds (frame "
                             "time), 1 s to a day: shorter is one message per frame, use mode results for that")
     topic: str = Field(default="edgeinfer/{device}/{type}",
-                       description="Topic template; fields {device}, {type}, {model}; at most 7 slashes")
+                       description="Topic template; fields {device}, {type}, {model}, {component}; at most 7 "
+                       "slashes")
     batch: bool = Field(default=False, description="Send JSON-array batches where the transport allows "
                         "(MQTT); False = one event per message")
     max_batch_events: int = Field(default=100, ge=1, le=10_000, description="Most events in one batch message")

@@ -47,7 +47,7 @@ class Emitter:
         self._listeners: list[Listener] = []
         self._seq: dict[str, int] = {}  # only without an outbox
         self._seq_lock = threading.Lock()
-        self._topics: dict[tuple[str, str, str], str] = {}
+        self._topics: dict[tuple[str, str, str, str], str] = {}
 
     def add_listener(self, fn: Listener) -> None:
         """``fn(event)`` after each event is stored (durably, when there is an outbox), and for each event
@@ -55,9 +55,10 @@ class Emitter:
         self._listeners.append(fn)
 
     def topic(self, event_type: str) -> str:
-        key = (event_type, self.ctx.device_id, self.ctx.model_name)
+        key = (event_type, self.ctx.device_id, self.ctx.model_name, self.ctx.component)
         if (topic := self._topics.get(key)) is None:
-            topic = self._topics[key] = render_topic(self.cfg.topic, device=key[1], type=event_type, model=key[2])
+            topic = self._topics[key] = render_topic(self.cfg.topic, device=key[1], type=event_type, model=key[2],
+                                                     component=key[3])
         return topic
 
     def build(self, cls: type[E], **fields: Any) -> E | None:

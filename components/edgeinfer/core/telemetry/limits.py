@@ -14,7 +14,9 @@ from ..errors import TelemetryError
 MAX_PAYLOAD_BYTES = 128 * 1024
 MAX_TOPIC_SLASHES = 7
 MAX_TOPIC_BYTES = 256
-TOPIC_FIELDS = frozenset({"device", "type", "model"})
+TOPIC_FIELDS = frozenset({"device", "type", "model", "component"})
+#: ``{component}`` of a run that is not a named component or module (the CLI)
+DEFAULT_COMPONENT = "edgeinfer"
 
 
 def topic_problem(topic: str) -> str | None:
@@ -47,11 +49,11 @@ def template_problem(template: str) -> str | None:
         return f"topic template {template!r} is malformed: {exc}"
     if unknown := names - TOPIC_FIELDS:
         return f"topic template {template!r} uses unknown field(s) {sorted(unknown)}; known: {sorted(TOPIC_FIELDS)}"
-    return topic_problem(template.format(device="d", type="t", model="m"))
+    return topic_problem(template.format(device="d", type="t", model="m", component="c"))
 
 
-def render_topic(template: str, *, device: str, type: str, model: str) -> str:
-    return check_topic(template.format(device=device, type=type, model=model))
+def render_topic(template: str, *, device: str, type: str, model: str, component: str = DEFAULT_COMPONENT) -> str:
+    return check_topic(template.format(device=device, type=type, model=model, component=component))
 
 
 def payload_problem(size: int, limit: int) -> str | None:

@@ -148,6 +148,8 @@ def render_inference(opts: InferenceOptions, platforms: tuple[Platform, ...] = P
     if opts.decryption_secrets:
         _grant_secrets(recipe, conf, opts)
     base = greengrass_defaults() if opts.defaults == "full" else {"telemetry": {"transport": "greengrass"}}
+    if opts.component_name != INFERENCE_COMPONENT:  # another model on the same core: telemetry apart (topics.py)
+        base["telemetry"]["topic"] = topics.telemetry_template(opts.component_name)
     recipe["ComponentConfiguration"]["DefaultConfiguration"] = {**base, **conf}
     check_recipe(recipe)
     return recipe
