@@ -317,3 +317,33 @@ def test_a_shadow_candidate_sees_the_streams_region(demo_pkgs: tuple[Path, Path]
     assert shadow["frames"] > 0 and shadow["agreement"] == 1.0, shadow
     assert all(d.box[0] >= 0 and d.box[2] <= r.roi[2] + 1 for r in sink.results["left"] for d in r.output.detections
                if r.roi is not None)
+
+
+def test_a_streams_rules_change_in_place(colour_pkg: Path, tmp_path: Path) -> None:
+    """A deployment that changes only one stream's rules: the rule engine takes them, nothing is reopened or
+    restarted, and the new rule fires on that stream's next frames (and only there)."""
+    def rule(name: str, label: str | None) -> dict[str, Any]:
+        return {"name": name, "when": {"label": label, "min_score": 0.0}, "actions": [{"type": "alert"}]}
+
+    events = tmp_path / "events.jsonl"
+    cfg = validate({"model": {"path": str(colour_pkg)}, "state_dir": str(tmp_path / "state"),
+                    "telemetry": {"transport": f"file:{events}", "mode": "alerts-only"},
+                    "sources": [{"id": "yard", "uri": "synthetic:64x64", "fps": 50,
+                                 "rules": [rule("never", "no-such-label")]},
+                                {"id": "gate", "uri": "synthetic:64x64", "fps": 50}]})
+    sink = ByStream()
+    session = RunSession(cfg, extra_sinks=[sink])
+    session.start()
+    try:
+        assert sink.wait_for("yard", 5)
+        runner = session._runner
+        pipeline = runner.pipeline if runner is not None else None
+        doc = session.config.model_dump(mode="json")["sources"]
+        doc[0]["rules"] = [rule("anything", None)]
+        session.apply_patch({"sources": doc})
+        assert session._runner is runner and runner is not None and runner.pipeline is pipeline
+        assert sink.wait_for("yard", 10) and sink.wait_for("gate", 10)
+    finally:
+        session.stop(5)
+    fired = [json.loads(x) for x in events.read_text().splitlines() if json.loads(x)["type"] == "alert"]
+    assert fired and {(e["rule"], e["evidence"]["stream"]) for e in fired} == {("anything", "yard")}

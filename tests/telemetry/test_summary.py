@@ -71,3 +71,24 @@ def test_stdout_transport_writes_one_event_per_line(make_service: ServiceFactory
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [e["seq"] for e in events if e["type"] == "result"] == [1, 2, 3, 4, 5]
     assert events[0]["type"] == "health"
+
+
+def test_a_window_counts_each_stream_on_its_own() -> None:
+    """Two streams reading the same URI: gaps and labels are per stream id, not mixed up by the shared source."""
+    agg = WindowAggregator(window_s=10.0)
+    for i in (0, 1, 2, 5):  # frames 3 and 4 of the yard dropped
+        r = frame(i, 100 + i * 0.1, [detection("person", 0.9)], source="rtsp://cam/x")
+        r.stream = "yard"
+        agg.add(r, 10)
+    for i in (0, 1):
+        r = frame(i, 100.05 + i * 0.1, [detection("car", 0.8), detection("car", 0.7)], source="rtsp://cam/x")
+        r.stream = "gate"
+        agg.add(r, 10)
+    window = agg.flush()
+    assert window is not None and window["frames"] == 6 and window["dropped"] == 2
+    assert window["streams"] == {"yard": {"frames": 4, "dropped": 2, "labels": {"person": 4}},
+                                 "gate": {"frames": 2, "dropped": 0, "labels": {"car": 4}}}
+    one = WindowAggregator(10.0)
+    one.add(frame(0, 1.0), 1)
+    plain = one.flush()
+    assert plain is not None and plain["frames"] == 1 and "streams" not in plain  # one source: no streams key
