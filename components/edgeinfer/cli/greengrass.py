@@ -54,7 +54,9 @@ def render(
                                                       "version)")] = None,
     platform: Annotated[list[str] | None, typer.Option(help="Only these platforms (repeat); default all: "
                                                        + ", ".join(p.key for p in PLATFORMS))] = None,
-    name: Annotated[str, typer.Option(help="Inference component name")] = INFERENCE_COMPONENT,
+    name: Annotated[str, typer.Option(help="Inference component name; any other than the default takes its "
+                                      "commands, local results and telemetry on topics of its own, so two models can "
+                                      "share a core (docs/streams.md)")] = INFERENCE_COMPONENT,
     schema: Annotated[Path | None, typer.Option(help="Greengrass recipe JSON schema (GDK's recipe_schema.json)")]
     = None,
     runtime_dir: Annotated[Path | None, typer.Option(help="Folder with the runtime bundles (edgeinfer greengrass "
