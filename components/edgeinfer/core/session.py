@@ -45,10 +45,9 @@ from .runner import context_for
 from .shadow_runner import ShadowRunner, ShadowSlot
 from .sinks.base import RunContext, Sink
 from .sinks.files import AnnotatedFramesSink, write_json_atomic
-from .sources import Source
 from .staging import Parts, Staged, pipeline_differs, stage, stage_telemetry, telemetry_differs
+from .streams.apply import apply_thresholds, health_view, stream_states, update_streams
 from .streams.mux import MultiSource
-from .streams.opening import close_all, stream_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +200,7 @@ class RunSession:
             raise
         assert staged.model is not None and staged.source is not None and staged.files is not None
         parts = Parts(self.config, staged.model, staged.source, staged.files, timings=staged.timings)
-        self._apply_thresholds(parts.model, self.config, parts.source)
+        apply_thresholds(parts.model, self.config, parts.source)
         try:
             parts.telemetry = self._open_telemetry(staged, parts)
         except EdgeInferError as exc:
@@ -342,17 +341,17 @@ class RunSession:
                     self._gate.begin(new.probation, current.model, old.model, staged.model, new, hot=True)
                 runner.pipeline.swap_model(staged.model, keep_old=keep_old)
                 current.model, current.timings = staged.model, staged.timings
-            self._update_streams(current, old, new, staged)
-            self._apply_thresholds(current.model, new, current.source)
+            update_streams(current, old, new, staged, rules_in_place=not telemetry_differs(old, new))
+            apply_thresholds(current.model, new, current.source)
             current.config = new
             self._log_model(current.model)
             return
         self._retire_runner()
-        self._update_streams(current, old, new, staged)
+        update_streams(current, old, new, staged, rules_in_place=not telemetry_differs(old, new))
         parts = Parts(new, staged.model or current.model, staged.source or current.source,
                       staged.files if staged.files is not None else current.files,
                       current.telemetry, staged.timings or current.timings)
-        self._apply_thresholds(parts.model, new, parts.source)
+        apply_thresholds(parts.model, new, parts.source)
         if telemetry_differs(old, new):
             if current.telemetry is not None:
                 current.telemetry.drain(0.0)  # the outbox keeps what was not sent; the new service sends it
@@ -400,29 +399,6 @@ class RunSession:
 
     def set_threshold(self, value: float) -> None:
         self.apply_patch({"model": {"score_threshold": value}})
-
-    @staticmethod
-    def _apply_thresholds(model: LoadedModel, cfg: EdgeInferConfig, source: Source) -> None:
-        """The model at the configured threshold, or the lowest a stream asks for; each stream's own above it."""
-        base = model.package.manifest.decoder
-        common, own = stream_thresholds(getattr(base, "score_threshold", None), cfg.model.score_threshold,
-                                        cfg.sources)
-        model.decoder = base.with_threshold(common) if common is not None else base
-        if isinstance(source, MultiSource):
-            source.set_min_scores(own)
-
-    @staticmethod
-    def _update_streams(parts: Parts, old: EdgeInferConfig, new: EdgeInferConfig, staged: Staged) -> None:
-        """The running multiplexer's streams as ``new`` lists them: added, removed, reopened or re-tuned in place
-        (the other streams go on), and the streams' own rules handed to the rule engine."""
-        mux = parts.source
-        if isinstance(mux, MultiSource) and new.sources and new.sources != old.sources and staged.source is None:
-            retired = mux.update(new.sources, staged.streams or {})
-            staged.streams = None  # the multiplexer owns them now
-            close_all(retired)
-            log.info("streams now %s", ", ".join(mux.ids))
-        if parts.telemetry is not None and not telemetry_differs(old, new):
-            parts.telemetry.set_stream_rules(new)
 
     def _activated(self, cfg: EdgeInferConfig, model: LoadedModel | None) -> None:
         """Replay protection: a newly activated signed package raises the floor, also across restarts (for a model
@@ -496,7 +472,7 @@ class RunSession:
             sw.candidate.close()
         cfg = self.config.model_copy(update={"model": sw.previous_model_cfg})
         parts.model, parts.config, self.config = sw.previous, cfg, cfg
-        self._apply_thresholds(sw.previous, cfg, parts.source)
+        apply_thresholds(sw.previous, cfg, parts.source)
         if not live:
             self._start_runner(parts)
         pkg = sw.candidate.package
@@ -645,7 +621,7 @@ class RunSession:
         runner = self._shadow.runner
         return {"state": state, "reason": reason and redact(reason), "degraded": [redact(d) for d in self.degraded()],
                 **redact_any(self._gate.state()), "shadow": runner.state() if runner is not None else None,
-                **self._hybrid.state(), **redact_any(self._streams_health())}
+                **self._hybrid.state(), **redact_any(health_view(self.streams()))}
 
     def report_health(self) -> None:
         """A health event now (an adapter's state changed: a configuration refused, a nucleus gap found)."""
@@ -791,20 +767,7 @@ class RunSession:
         """Each stream of ``sources:``: its state and reason, and what the pipeline made of its frames (None with one
         ``source:``)."""
         parts, r = self._parts, self._runner
-        if parts is None or not isinstance(parts.source, MultiSource):
-            return None
-        p = r.pipeline if r is not None else None
-        states = parts.source.states()
-        if p is None:
-            return {sid: {**st, "frames": 0} for sid, st in states.items()}
-        return p.streams.summary(states, time.perf_counter() - p.started_at)
-
-    def _streams_health(self) -> dict[str, Any]:
-        streams = self.streams()
-        if streams is None:
-            return {}
-        keys = ("state", "reason", "frames", "dropped", "bad", "retries")
-        return {"streams": {sid: {k: st[k] for k in keys if k in st} for sid, st in streams.items()}}
+        return stream_states(parts.source, r.pipeline if r is not None else None) if parts is not None else None
 
     def status(self) -> dict[str, Any]:
         parts = self._parts
@@ -818,7 +781,7 @@ class RunSession:
                "running": state in ("running", "waiting"), "degraded": self.degraded(),
                "last_error": self.last_error, "config_version": self.config_version, **self._gate.state(),
                "shadow": self._shadow.runner.state() if self._shadow.runner is not None else None,
-               "shadow_promoted": self.shadow_promoted, **self._hybrid.state(), **self._streams_health()}
+               "shadow_promoted": self.shadow_promoted, **self._hybrid.state(), **health_view(self.streams())}
         if self._host_state is not None:
             out["nucleus"] = self._host_state()
         return redact_any(out)
