@@ -27,7 +27,7 @@ from .remoteconfig import RemotePolicy
 from .rules.config import CommandAction, HookConfig, RuleConfig
 from .serve.config import ServeConfig
 from .shadow import ShadowConfig
-from .streams.config import MAX_STREAMS, StreamConfig, unique_ids
+from .streams.config import MAX_STREAMS, SourceConfig, StreamConfig, unique_ids
 from .telemetry.config import TelemetryConfig
 
 
@@ -45,17 +45,6 @@ class ModelConfig(_Section):
                                           description="Overrides the package decoder's score threshold (0 to 1)")
     warmup_runs: int = Field(default=2, ge=0, le=1000,
                              description="Inferences on a blank frame before the first real one")
-
-
-class SourceConfig(_Section):
-    uri: str | None = Field(default=None, description="Image, folder, video file, camera index, rtsp:// or "
-                            "http:// URL, GStreamer pipeline (gst:...), or synthetic:WxH; None = demo frames",
-                            json_schema_extra=scope.checked("source"))
-    live: bool | None = Field(default=None, description="Drop stale frames (keep the latest). None = live for "
-                              "cameras and streams, not for files")
-    loop: bool = Field(default=False, description="Start a file source again at its end")
-    fps: float | None = Field(default=None, ge=0.01, le=1000, description="Pace reading to this rate, 0.01 (one "
-                              "frame every 100 s) to 1000 fps (None = as fast as the source gives)")
 
 
 class PipelineConfig(_Section):

@@ -125,6 +125,15 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
+def check_patterns(patterns: list[str]) -> list[str]:
+    """``patterns`` when each is a valid host pattern; else ValueError with the first problem (a config's
+    ``hosts`` validator)."""
+    for p in patterns:
+        if problem := pattern_problem(p):
+            raise ValueError(problem)
+    return patterns
+
+
 def resolve_checked(host: str, port: int, resolve: Resolver = socket.getaddrinfo) -> list[str]:
     """Every address ``host`` resolves to (in the resolver's order, without duplicates). Raises ``Blocked``
     when any of them is refused (see ``address_refused``), ``OSError`` when the name does not resolve."""

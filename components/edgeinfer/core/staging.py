@@ -20,9 +20,9 @@ from .progress import Progress, no_progress
 from .runner import demo_source, load_configured
 from .sinks.base import Sink
 from .sinks.files import file_sinks
-from .sources import Source, open_source
+from .sources import Source
 from .streams.mux import MultiSource
-from .streams.opening import close_all, open_changed, open_streams
+from .streams.opening import close_all, open_changed, open_configured_source, open_streams
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,7 @@ def open_configured(cfg: EdgeInferConfig, progress: Progress = no_progress, requ
     is not there yet is waited for; an update to a new one must open now (``require_connected``)."""
     if cfg.sources:
         return open_streams(cfg.sources, require_connected)
-    s = cfg.source
-    return open_source(s.uri, s.live, s.loop, s.fps, require_connected=require_connected) if s.uri else demo_source(
-        progress)
+    return open_configured_source(cfg.source, require_connected) if cfg.source.uri else demo_source(progress)
 
 
 def stage(new: EdgeInferConfig, current: Parts | None, injected_transport: Any | None = None,

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import scope
-from ..netguard import pattern_problem
+from ..netguard import check_patterns
 
 DEFAULT_HOSTS = ("*.amazonaws.com", "*.amazonaws.com.cn", "azureblobstorageoniotedge", "*.blob.core.windows.net")
 BLOB_MODULE_URL = "http://azureblobstorageoniotedge:11002/{account}"
@@ -90,10 +90,4 @@ class CapturesConfig(_Section):
                                      description="How often the uploader looks for work (and retries after a failure)")
     timeout_s: float = Field(default=30.0, ge=1.0, le=600.0, description="One upload's time limit")
 
-    @field_validator("hosts")
-    @classmethod
-    def _hosts(cls, v: list[str]) -> list[str]:
-        for p in v:
-            if problem := pattern_problem(p):
-                raise ValueError(problem)
-        return v
+    _h = field_validator("hosts")(check_patterns)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import scope
-from ..netguard import pattern_problem
+from ..netguard import check_patterns
 
 DEFAULT_HOSTS = ("*.amazonaws.com", "*.amazonaws.com.cn", "*.inference.ml.azure.com")
 
@@ -121,13 +121,7 @@ class FallbackConfig(_Section):
     agree_at: float = Field(default=0.8, ge=0.0, le=1.0,
                             description="Below this cloud/local agreement (F1) a frame counts as disagreed")
 
-    @field_validator("hosts")
-    @classmethod
-    def _hosts(cls, v: list[str]) -> list[str]:
-        for p in v:
-            if problem := pattern_problem(p):
-                raise ValueError(problem)
-        return v
+    _h = field_validator("hosts")(check_patterns)
 
     @model_validator(mode="after")
     def _endpoint_set(self) -> FallbackConfig:

@@ -48,18 +48,26 @@ class RegionOfInterest(BaseModel):
         return x0, y0, x1 - x0, y1 - y0
 
 
-class StreamConfig(BaseModel):
+class SourceConfig(BaseModel):
+    """Where one stream's frames come from: the `source:` section, and the base of each `sources:` entry."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: str = Field(pattern=STREAM_ID, description="The stream's name in results, events, health, metrics and "
-                    "snapshots: letters, digits, '_' and '-' (at most 64)")
-    uri: str = Field(description="Image, folder, video file, camera index, rtsp:// or http:// URL, GStreamer "
-                     "pipeline (gst:...), or synthetic:WxH[:N]", json_schema_extra=scope.checked("source"))
+    uri: str | None = Field(default=None, description="Image, folder, video file, camera index, rtsp:// or "
+                            "http:// URL, GStreamer pipeline (gst:...), or synthetic:WxH; None = demo frames",
+                            json_schema_extra=scope.checked("source"))
     live: bool | None = Field(default=None, description="Drop stale frames (keep the latest). None = live for "
                               "cameras and streams, not for files")
     loop: bool = Field(default=False, description="Start a file source again at its end")
-    fps: float | None = Field(default=None, ge=0.01, le=1000, description="Pace reading to this rate, 0.01 to 1000 "
-                              "fps (None = as fast as the source gives)")
+    fps: float | None = Field(default=None, ge=0.01, le=1000, description="Pace reading to this rate, 0.01 (one "
+                              "frame every 100 s) to 1000 fps (None = as fast as the source gives)")
+
+
+class StreamConfig(SourceConfig):
+    uri: str = Field(description="Image, folder, video file, camera index, rtsp:// or http:// URL, GStreamer "
+                     "pipeline (gst:...), or synthetic:WxH[:N]", json_schema_extra=scope.checked("source"))
+    id: str = Field(pattern=STREAM_ID, description="The stream's name in results, events, health, metrics and "
+                    "snapshots: letters, digits, '_' and '-' (at most 64)")
     roi: RegionOfInterest | None = Field(default=None, description="Only this part of each frame is inferred")
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0,
                                           description="This stream's score threshold (0 to 1) instead of the model's")
@@ -68,7 +76,8 @@ class StreamConfig(BaseModel):
 
     def opens_like(self, other: StreamConfig) -> bool:
         """Whether the open source of ``other`` serves this one as is (the rest is applied in place)."""
-        return (self.uri, self.live, self.loop, self.fps) == (other.uri, other.live, other.loop, other.fps)
+        keys = set(SourceConfig.model_fields)  # what opens a source: the rest is applied in place
+        return self.model_dump(include=keys) == other.model_dump(include=keys)
 
 
 def unique_ids(streams: list[StreamConfig]) -> None:

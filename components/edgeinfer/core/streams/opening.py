@@ -8,16 +8,23 @@ from collections.abc import Iterable
 
 from ..errors import EdgeInferError
 from ..sources import Source, open_source
-from .config import StreamConfig
+from .config import SourceConfig, StreamConfig
 from .mux import MultiSource
 
 log = logging.getLogger(__name__)
 
 
+def open_configured_source(cfg: SourceConfig, require_connected: bool = False) -> Source:
+    """The source ``cfg`` names (its ``uri`` set). A camera that is not there yet is waited for (its stream reports
+    ``waiting``) unless ``require_connected``."""
+    assert cfg.uri is not None
+    return open_source(cfg.uri, cfg.live, cfg.loop, cfg.fps, require_connected=require_connected)
+
+
 def open_stream(cfg: StreamConfig, require_connected: bool = False) -> Source:
-    """One stream's source. A camera that is not there yet is waited for (its stream reports ``waiting``)."""
+    """One stream's source; a refusal names the stream."""
     try:
-        return open_source(cfg.uri, cfg.live, cfg.loop, cfg.fps, require_connected=require_connected)
+        return open_configured_source(cfg, require_connected)
     except EdgeInferError as exc:
         raise type(exc)(f"stream {cfg.id}: {exc.problem}", exc.fix) from exc
 
